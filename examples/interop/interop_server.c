@@ -1,0 +1,128 @@
+/*
+ * interop_server: grpc.testing.TestService as the official gRPC interop
+ * server implements it, on h2rpc.
+ *
+ *   interop_server --port=N [--use_tls=false] [--threads=T]
+ *
+ * With --port=0 the OS picks a port. Once listening, the server prints
+ * "PORT <n>" on stdout, so a test can start it on a free port. SIGTERM or
+ * SIGINT stops it gracefully (exit 0).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flags.h"
+#include "grpc/testing/test.h2rpc.h"
+#include "signals.h"
+
+/* Responses are zeros; one shared buffer serves every payload. */
+#define MAX_PAYLOAD (4 * 1024 * 1024)
+static uint8_t *zeros;
+
+/* The interop suite's metadata echo: initial and trailing. */
+static h2rpc_code echo_metadata(h2rpc_server_call *call) {
+  const h2rpc_metadata *md = h2rpc_server_call_metadata(call);
+  const h2rpc_md_entry *e = h2rpc_metadata_get(md, "x-grpc-test-echo-initial");
+  if (e != NULL && h2rpc_server_call_add_header(call, e->key, e->value,
+                                                e->value_len) != H2RPC_OK)
+    return H2RPC_INTERNAL;
+  e = h2rpc_metadata_get(md, "x-grpc-test-echo-trailing-bin");
+  if (e != NULL && h2rpc_server_call_add_trailer(call, e->key, e->value,
+                                                 e->value_len) != H2RPC_OK)
+    return H2RPC_INTERNAL;
+  return H2RPC_OK;
+}
+
+static h2rpc_code empty_call(h2rpc_server_call *call,
+                             const grpc_testing_Empty *req,
+                             grpc_testing_Empty *resp, void *user_data) {
+  (void)req;
+  (void)resp;
+  (void)user_data;
+  return echo_metadata(call);
+}
+
+static h2rpc_code unary_call(h2rpc_server_call *call,
+                             const grpc_testing_SimpleRequest *req,
+                             grpc_testing_SimpleResponse *resp,
+                             void *user_data) {
+  (void)user_data;
+  if (echo_metadata(call) != H2RPC_OK)
+    return H2RPC_INTERNAL;
+  if (req->has_response_status && req->response_status.code != 0)
+    return h2rpc_server_call_fail(
+        call, (h2rpc_code)req->response_status.code, "%s",
+        req->response_status.message ? req->response_status.message : "");
+  if (req->response_size < 0 || req->response_size > MAX_PAYLOAD)
+    return h2rpc_server_call_fail(call, H2RPC_INVALID_ARGUMENT,
+                                  "response_size %d out of range 0..%d",
+                                  (int)req->response_size, MAX_PAYLOAD);
+  if (req->response_size > 0) {
+    resp->has_payload = true;
+    resp->payload.type = grpc_testing_PayloadType_COMPRESSABLE;
+    h2rpc_bytes_set(&resp->payload.body, zeros, (size_t)req->response_size);
+  }
+  return H2RPC_OK;
+}
+
+int main(int argc, char **argv) {
+  const char *port = "10000";
+  const char *use_tls = "false";
+  const char *threads = "1";
+  const char *host = "127.0.0.1";
+  const h2rpc_flag flags[] = {
+      {"port", &port, "port to listen on (0: any free port)"},
+      {"use_tls", &use_tls, "TLS is not supported yet; must be false"},
+      {"threads", &threads, "loop threads"},
+      {"host", &host, "address to listen on"},
+      {NULL, NULL, NULL}};
+  if (h2rpc_flags_parse(argc, argv, flags) != 0)
+    return 2;
+  if (strcmp(use_tls, "false") != 0) {
+    fprintf(stderr, "interop_server: --use_tls=true is not supported yet\n");
+    return 2;
+  }
+  long port_n = h2rpc_flag_long(port), threads_n = h2rpc_flag_long(threads);
+  if (port_n < 0 || port_n > 65535 || threads_n < 1) {
+    fprintf(stderr, "interop_server: bad --port or --threads\n");
+    return 2;
+  }
+  zeros = calloc(1, MAX_PAYLOAD);
+  if (zeros == NULL)
+    return 1;
+  h2rpc_block_stop_signals();
+
+  h2rpc_server_options opts;
+  h2rpc_server_options_init(&opts);
+  opts.threads = (int)threads_n;
+  h2rpc_server *srv;
+  if (h2rpc_server_new(&srv, &opts) != H2RPC_OK)
+    return 1;
+  char address[300];
+  snprintf(address, sizeof(address), "%s:%ld", host, port_n);
+  int bound = 0;
+  h2rpc_code rc = h2rpc_server_listen(srv, address, &bound);
+  if (rc != H2RPC_OK) {
+    fprintf(stderr, "interop_server: cannot listen on %s: %s\n", address,
+            h2rpc_code_name(rc));
+    return 1;
+  }
+  grpc_testing_TestService_handlers handlers;
+  memset(&handlers, 0, sizeof(handlers));
+  handlers.EmptyCall = empty_call;
+  handlers.UnaryCall = unary_call;
+  handlers.CacheableUnaryCall = unary_call;
+  if (grpc_testing_TestService_register(srv, &handlers, NULL) != H2RPC_OK ||
+      h2rpc_server_start(srv) != H2RPC_OK) {
+    fprintf(stderr, "interop_server: cannot start\n");
+    return 1;
+  }
+  printf("PORT %d\n", bound);
+  fflush(stdout);
+  h2rpc_wait_stop_signal();
+  h2rpc_server_stop(srv, 2000);
+  h2rpc_server_free(srv);
+  free(zeros);
+  return 0;
+}

@@ -1,0 +1,800 @@
+/*
+ * client/channel.c: channels, the client connection and unary calls.
+ *
+ * Everything here runs on the channel's loop thread except the entry points,
+ * which hand a call over through the loop's task queue when called from
+ * another thread. A call is one heap object holding its encoded request, its
+ * deadline timer and its deframer; it is linked either into the list of calls
+ * waiting for a connection or into its connection's list, so closing a
+ * connection can fail exactly the calls it carried.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/pb.h"
+#include "h2rpc/channel.h"
+#include "h2rpc/stream.h"
+#include "transport/addr.h"
+#include "transport/conn.h"
+#include "transport/headers.h"
+#include "transport/loop.h"
+#include "wire/codec.h"
+#include "wire/frame.h"
+#include "wire/timeout.h"
+
+#define STREAM_WINDOW (1 << 20)
+#define CONN_WINDOW (16 << 20)
+
+typedef struct ccall ccall;
+typedef struct cconn cconn;
+
+/* A list of calls; calls link through prev/next. */
+typedef struct call_list {
+  ccall *head;
+} call_list;
+
+struct cconn {
+  h2rpc__conn conn;
+  h2rpc_channel *ch;
+  call_list calls;     /* calls with a stream on this connection */
+  cconn *prev, *next;  /* all connections of the channel */
+  int ready;           /* session created, accepting new streams */
+  int draining;        /* GOAWAY received: no new streams */
+};
+
+struct ccall {
+  h2rpc__task task; /* hand-over to the loop thread */
+  h2rpc_channel *ch;
+  const h2rpc_method *method;
+  h2rpc_ctx *ctx;
+  uint8_t *req;
+  size_t req_len, req_off;
+  void *resp;
+  h2rpc_call_info *info; /* the caller's, or &own_info */
+  h2rpc_call_info own_info;
+  h2rpc_unary_done_cb done;
+  void *user_data;
+  int64_t deadline_ns;
+  ev_timer timer;
+  int timer_armed;
+  cconn *cc;
+  int32_t stream_id;
+  ccall *prev, *next;
+  call_list *list;
+  h2rpc__deframer deframer;
+  int got_message;
+  int http_status;
+  int grpc_status; /* -1 until received */
+  char *grpc_message;
+  h2rpc_code local_code; /* set when this side ends the call */
+  char *local_message;
+};
+
+struct h2rpc_channel {
+  h2rpc_channel_options opts;
+  char user_agent[128];
+  char host[256];
+  char port[8];
+  char authority[300];
+  struct ev_loop *ev;
+  int owns_loop;
+  h2rpc__loop loop;
+  pthread_t thread;
+  int thread_started;
+  cconn *current;  /* the connection new calls go to, or NULL */
+  cconn *conns;    /* every open connection (current and draining) */
+  call_list waiting; /* calls waiting for a connection */
+  nghttp2_session_callbacks *callbacks;
+  h2rpc__task stop_task;
+  int closing;
+};
+
+static void connect_now(h2rpc_channel *ch);
+
+/* ------------------------------------------------------------ call lists */
+
+static void list_push(call_list *l, ccall *c) {
+  c->list = l;
+  c->prev = NULL;
+  c->next = l->head;
+  if (l->head != NULL)
+    l->head->prev = c;
+  l->head = c;
+}
+
+static void list_remove(ccall *c) {
+  if (c->list == NULL)
+    return;
+  if (c->prev != NULL)
+    c->prev->next = c->next;
+  else
+    c->list->head = c->next;
+  if (c->next != NULL)
+    c->next->prev = c->prev;
+  c->list = NULL;
+  c->prev = c->next = NULL;
+}
+
+/* ------------------------------------------------------------- completion */
+
+static void set_local(ccall *c, h2rpc_code code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Records why this side ends the call; the first reason wins. */
+static void set_local(ccall *c, h2rpc_code code, const char *fmt, ...) {
+  if (c->local_code != H2RPC_OK)
+    return;
+  c->local_code = code;
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof(buf), fmt, ap);
+  va_end(ap);
+  c->local_message = strdup(buf);
+}
+
+/*
+ * Ends the call: works out the status, runs the callback, frees the call.
+ * Precedence: a local reason (deadline, bad response, cancel) over the
+ * server's grpc-status over the RST_STREAM code over the HTTP status.
+ */
+static void complete(ccall *c, uint32_t h2_error) {
+  h2rpc_status *st = &c->info->status;
+  list_remove(c);
+  if (c->timer_armed) {
+    ev_timer_stop(c->ch->ev, &c->timer);
+    c->timer_armed = 0;
+  }
+  if (c->cc != NULL && c->stream_id > 0 && c->cc->conn.session != NULL)
+    nghttp2_session_set_stream_user_data(c->cc->conn.session, c->stream_id,
+                                         NULL);
+  if (c->local_code != H2RPC_OK) {
+    h2rpc_status_set(st, c->local_code, "%s",
+                     c->local_message ? c->local_message : "");
+  } else if (c->grpc_status >= 0) {
+    h2rpc_code code =
+        c->grpc_status > H2RPC_CODE_MAX ? H2RPC_UNKNOWN : c->grpc_status;
+    if (c->grpc_message != NULL && c->grpc_message[0] != '\0')
+      h2rpc_status_set(st, code, "%s", c->grpc_message);
+    else
+      h2rpc_status_set(st, code, NULL);
+    if (code == H2RPC_OK && !c->got_message)
+      h2rpc_status_set(st, H2RPC_INTERNAL,
+                       "server returned OK without a response message");
+  } else if (h2_error != NGHTTP2_NO_ERROR) {
+    h2rpc_status_set(st, h2rpc__code_from_h2_error(h2_error),
+                     "stream reset by the server (HTTP/2 error %s)",
+                     nghttp2_http2_strerror(h2_error));
+  } else if (c->http_status != 0 && c->http_status != 200) {
+    h2rpc_status_set(st, h2rpc__code_from_http_status(c->http_status),
+                     "server answered HTTP status %d without grpc-status",
+                     c->http_status);
+  } else {
+    h2rpc_status_set(st, H2RPC_INTERNAL,
+                     "server closed the stream without a grpc-status");
+  }
+  if (st->code != H2RPC_OK && c->resp != NULL) {
+    h2rpc_message_release(c->method->response, c->resp);
+    memset(c->resp, 0, c->method->response_size);
+  }
+  c->done(st, c->user_data);
+  free(c->req);
+  free(c->grpc_message);
+  free(c->local_message);
+  h2rpc__deframer_free(&c->deframer);
+  h2rpc_call_info_reset(&c->own_info);
+  free(c);
+}
+
+/* Ends a call from this side now, resetting its stream if it has one. */
+static void abort_call(ccall *c, uint32_t rst_code) {
+  if (c->cc != NULL && c->stream_id > 0 && c->cc->conn.session != NULL &&
+      c->cc->conn.state == H2RPC__CONN_OPEN) {
+    nghttp2_submit_rst_stream(c->cc->conn.session, NGHTTP2_FLAG_NONE,
+                              c->stream_id, rst_code);
+    h2rpc__conn_kick(&c->cc->conn);
+  }
+  complete(c, NGHTTP2_NO_ERROR);
+}
+
+static void on_deadline(struct ev_loop *ev, ev_timer *w, int revents) {
+  ccall *c = w->data;
+  (void)ev;
+  (void)revents;
+  c->timer_armed = 0;
+  set_local(c, H2RPC_DEADLINE_EXCEEDED, "deadline exceeded");
+  abort_call(c, NGHTTP2_CANCEL);
+}
+
+/* ---------------------------------------------------------- sending calls */
+
+static ssize_t read_request(nghttp2_session *session, int32_t stream_id,
+                            uint8_t *buf, size_t length, uint32_t *data_flags,
+                            nghttp2_data_source *source, void *user_data) {
+  ccall *c = source->ptr;
+  (void)session;
+  (void)stream_id;
+  (void)user_data;
+  size_t left = c->req_len - c->req_off;
+  size_t n = left < length ? left : length;
+  memcpy(buf, c->req + c->req_off, n);
+  c->req_off += n;
+  if (c->req_off == c->req_len)
+    *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+  return (ssize_t)n;
+}
+
+static void submit(ccall *c, cconn *cc) {
+  h2rpc_channel *ch = c->ch;
+  h2rpc__headers h;
+  h2rpc__headers_init(&h);
+  h2rpc__headers_add(&h, ":method", "POST", 4);
+  h2rpc__headers_add(&h, ":scheme", "http", 4);
+  h2rpc__headers_add(&h, ":path", c->method->path, strlen(c->method->path));
+  h2rpc__headers_add(&h, ":authority", ch->authority, strlen(ch->authority));
+  h2rpc__headers_add(&h, "content-type", "application/grpc", 16);
+  h2rpc__headers_add(&h, "te", "trailers", 8);
+  h2rpc__headers_add(&h, "user-agent", ch->user_agent, strlen(ch->user_agent));
+  char timeout[H2RPC__TIMEOUT_BUFLEN];
+  if (c->deadline_ns != H2RPC_NO_DEADLINE) {
+    size_t n = h2rpc__timeout_encode(c->deadline_ns - h2rpc_now_ns(), timeout);
+    h2rpc__headers_add(&h, "grpc-timeout", timeout, n);
+  }
+  h2rpc__headers_add_metadata(&h, c->info->send_metadata);
+  nghttp2_data_provider provider;
+  provider.source.ptr = c;
+  provider.read_callback = read_request;
+  int32_t id = h.failed ? NGHTTP2_ERR_NOMEM
+                        : nghttp2_submit_request(cc->conn.session, NULL, h.nv,
+                                                 h.count, &provider, c);
+  h2rpc__headers_free(&h);
+  if (id < 0) {
+    set_local(c, H2RPC_UNAVAILABLE, "cannot start the HTTP/2 stream: %s",
+              nghttp2_strerror(id));
+    complete(c, NGHTTP2_NO_ERROR);
+    return;
+  }
+  c->cc = cc;
+  c->stream_id = id;
+  list_push(&cc->calls, c);
+  h2rpc__conn_kick(&cc->conn);
+}
+
+/* Starts a call on the loop thread. */
+static void start_on_loop(ccall *c) {
+  h2rpc_channel *ch = c->ch;
+  if (ch->closing) {
+    set_local(c, H2RPC_CANCELLED, "channel is closing");
+    complete(c, NGHTTP2_NO_ERROR);
+    return;
+  }
+  if (c->deadline_ns != H2RPC_NO_DEADLINE) {
+    double after = (double)(c->deadline_ns - h2rpc_now_ns()) / 1e9;
+    ev_timer_init(&c->timer, on_deadline, after > 0 ? after : 0., 0.);
+    c->timer.data = c;
+    ev_timer_start(ch->ev, &c->timer);
+    c->timer_armed = 1;
+  }
+  if (ch->current != NULL && ch->current->ready) {
+    submit(c, ch->current);
+    return;
+  }
+  list_push(&ch->waiting, c);
+  if (ch->current == NULL)
+    connect_now(ch);
+}
+
+static void start_task(h2rpc__task *task) {
+  start_on_loop((ccall *)((char *)task - offsetof(ccall, task)));
+}
+
+/* ------------------------------------------------------ nghttp2 callbacks */
+
+static h2rpc_code on_response_message(void *user_data, int compressed,
+                                      const uint8_t *data, size_t len) {
+  ccall *c = user_data;
+  if (compressed) {
+    set_local(c, H2RPC_INTERNAL,
+              "server sent a compressed message but no grpc-encoding was "
+              "negotiated");
+    return H2RPC_INTERNAL;
+  }
+  if (c->got_message) {
+    set_local(c, H2RPC_INTERNAL,
+              "server sent more than one message for unary %s",
+              c->method->path);
+    return H2RPC_INTERNAL;
+  }
+  const char *why = NULL;
+  if (h2rpc__pb_decode(c->method->response, c->resp, data, len, &why) != 0) {
+    set_local(c, H2RPC_INTERNAL, "cannot parse the response of %s: %s",
+              c->method->path, why ? why : "invalid protobuf");
+    return H2RPC_INTERNAL;
+  }
+  c->got_message = 1;
+  return H2RPC_OK;
+}
+
+static int header_is(const uint8_t *name, size_t len, const char *lit) {
+  size_t n = strlen(lit);
+  return len == n && memcmp(name, lit, n) == 0;
+}
+
+static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
+                     const uint8_t *name, size_t namelen, const uint8_t *value,
+                     size_t valuelen, uint8_t flags, void *user_data) {
+  (void)flags;
+  (void)user_data;
+  if (frame->hd.type != NGHTTP2_HEADERS)
+    return 0;
+  ccall *c = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+  if (c == NULL)
+    return 0;
+  if (header_is(name, namelen, ":status")) {
+    c->http_status = 0;
+    for (size_t i = 0; i < valuelen && i < 3; i++)
+      c->http_status = c->http_status * 10 + (value[i] - '0');
+  } else if (header_is(name, namelen, "grpc-status")) {
+    int code;
+    c->grpc_status = h2rpc__status_parse((const char *)value, valuelen,
+                                         &code) == 0
+                         ? code
+                         : H2RPC_UNKNOWN;
+  } else if (header_is(name, namelen, "grpc-message")) {
+    free(c->grpc_message);
+    c->grpc_message = malloc(valuelen + 1);
+    if (c->grpc_message != NULL) {
+      size_t n = h2rpc__percent_decode((const char *)value, valuelen,
+                                       (uint8_t *)c->grpc_message);
+      c->grpc_message[n] = '\0';
+    }
+  } else if (header_is(name, namelen, "content-type")) {
+    if (!(valuelen >= 16 && memcmp(value, "application/grpc", 16) == 0))
+      set_local(c, H2RPC_INTERNAL,
+                "server answered with content-type '%.*s', not gRPC",
+                (int)(valuelen > 64 ? 64 : valuelen), (const char *)value);
+  } else if (!h2rpc__header_is_reserved(name, namelen)) {
+    /* Trailers, and the single block of a trailers-only response, are
+     * trailing metadata; the first block of a full response is headers. */
+    int trailing = frame->headers.cat != NGHTTP2_HCAT_RESPONSE ||
+                   (frame->hd.flags & NGHTTP2_FLAG_END_STREAM);
+    h2rpc_metadata *md =
+        trailing ? &c->info->trailers : &c->info->headers;
+    const char *why = NULL;
+    if (h2rpc__metadata_from_wire(md, name, namelen, value, valuelen, &why) !=
+        H2RPC_OK)
+      H2RPC_LOG(H2RPC__LOG_INFO, "dropped response metadata: %s", why);
+  }
+  return 0;
+}
+
+static int on_data_chunk(nghttp2_session *session, uint8_t flags,
+                         int32_t stream_id, const uint8_t *data, size_t len,
+                         void *user_data) {
+  (void)flags;
+  (void)user_data;
+  ccall *c = nghttp2_session_get_stream_user_data(session, stream_id);
+  if (c == NULL || c->local_code != H2RPC_OK)
+    return 0;
+  const char *why = NULL;
+  h2rpc_code rc = h2rpc__deframer_feed(&c->deframer, data, len,
+                                       on_response_message, c, &why);
+  if (rc == H2RPC_OK)
+    return 0;
+  if (rc == H2RPC_RESOURCE_EXHAUSTED)
+    set_local(c, rc, "received message larger than max (%" PRIu32 " vs. %zu)",
+              c->deframer.body_len, c->deframer.max_message);
+  else
+    set_local(c, rc, "%s", why ? why : "invalid response framing");
+  /* The stream is useless now; the close callback completes the call. */
+  nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, stream_id,
+                            NGHTTP2_CANCEL);
+  return 0;
+}
+
+static int on_stream_close(nghttp2_session *session, int32_t stream_id,
+                           uint32_t error_code, void *user_data) {
+  (void)user_data;
+  ccall *c = nghttp2_session_get_stream_user_data(session, stream_id);
+  if (c == NULL)
+    return 0;
+  if (c->local_code == H2RPC_OK && error_code == NGHTTP2_NO_ERROR &&
+      h2rpc__deframer_partial(&c->deframer))
+    set_local(c, H2RPC_INTERNAL, "response ended in the middle of a message");
+  /* REFUSED_STREAM means the server did not process the stream at all. */
+  if (error_code == NGHTTP2_REFUSED_STREAM && c->local_code == H2RPC_OK)
+    set_local(c, H2RPC_UNAVAILABLE,
+              "the server refused the stream before processing it");
+  complete(c, error_code);
+  return 0;
+}
+
+static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
+                         void *user_data) {
+  cconn *cc = user_data;
+  (void)session;
+  if (frame->hd.type == NGHTTP2_GOAWAY) {
+    /* Streams the server will not process fail with REFUSED_STREAM through
+     * on_stream_close; new calls go to a new connection. */
+    cc->draining = 1;
+    if (cc->ch->current == cc)
+      cc->ch->current = NULL;
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------ connections */
+
+static cconn *cconn_of(h2rpc__conn *c) {
+  return (cconn *)((char *)c - offsetof(cconn, conn));
+}
+
+static void cconn_on_connected(h2rpc__conn *conn) {
+  cconn *cc = cconn_of(conn);
+  h2rpc_channel *ch = cc->ch;
+  if (nghttp2_session_client_new(&conn->session, ch->callbacks, cc) != 0) {
+    h2rpc__conn_close(conn, "out of memory creating the HTTP/2 session");
+    return;
+  }
+  nghttp2_settings_entry settings[] = {
+      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW},
+  };
+  nghttp2_submit_settings(conn->session, NGHTTP2_FLAG_NONE, settings, 2);
+  nghttp2_session_set_local_window_size(conn->session, NGHTTP2_FLAG_NONE, 0,
+                                        CONN_WINDOW);
+  cc->ready = 1;
+  /* Start every waiting call on the new connection. */
+  while (ch->waiting.head != NULL && ch->current == cc) {
+    ccall *c = ch->waiting.head;
+    list_remove(c);
+    submit(c, cc);
+  }
+}
+
+static void cconn_on_close(h2rpc__conn *conn, const char *why) {
+  cconn *cc = cconn_of(conn);
+  h2rpc_channel *ch = cc->ch;
+  const char *detail = conn->close_reason ? conn->close_reason : why;
+  if (ch->current == cc)
+    ch->current = NULL;
+  /* A failed connect fails the calls that were waiting for it. */
+  if (!cc->ready) {
+    while (ch->waiting.head != NULL) {
+      ccall *c = ch->waiting.head;
+      set_local(c, H2RPC_UNAVAILABLE, "failed to connect to %s: %s",
+                ch->authority, detail);
+      complete(c, NGHTTP2_NO_ERROR);
+    }
+  }
+  while (cc->calls.head != NULL) {
+    ccall *c = cc->calls.head;
+    set_local(c, H2RPC_UNAVAILABLE, "connection to %s lost: %s",
+              ch->authority, why);
+    complete(c, NGHTTP2_NO_ERROR);
+  }
+  if (cc->prev != NULL)
+    cc->prev->next = cc->next;
+  else
+    ch->conns = cc->next;
+  if (cc->next != NULL)
+    cc->next->prev = cc->prev;
+}
+
+static void cconn_on_free(h2rpc__conn *conn) { free(cconn_of(conn)); }
+
+static const h2rpc__conn_ops cconn_ops = {cconn_on_connected, cconn_on_close,
+                                          cconn_on_free};
+
+static void fail_waiting(h2rpc_channel *ch, const char *why) {
+  while (ch->waiting.head != NULL) {
+    ccall *c = ch->waiting.head;
+    set_local(c, H2RPC_UNAVAILABLE, "%s", why);
+    complete(c, NGHTTP2_NO_ERROR);
+  }
+}
+
+static void connect_now(h2rpc_channel *ch) {
+  char err[300];
+  int fd = h2rpc__connect(ch->host, ch->port, err, sizeof(err));
+  if (fd < 0) {
+    fail_waiting(ch, err);
+    return;
+  }
+  cconn *cc = calloc(1, sizeof(*cc));
+  if (cc == NULL) {
+    close(fd);
+    fail_waiting(ch, "out of memory");
+    return;
+  }
+  cc->ch = ch;
+  h2rpc__conn_start(&cc->conn, &ch->loop, fd, 1, &cconn_ops, cc);
+  cc->next = ch->conns;
+  if (ch->conns != NULL)
+    ch->conns->prev = cc;
+  ch->conns = cc;
+  ch->current = cc;
+}
+
+/* --------------------------------------------------------------- channels */
+
+void h2rpc_channel_options_init(h2rpc_channel_options *opts) {
+  memset(opts, 0, sizeof(*opts));
+  opts->max_recv_message = H2RPC_DEFAULT_MAX_RECV_MESSAGE;
+  opts->max_send_message = SIZE_MAX;
+}
+
+static void *channel_thread(void *arg) {
+  h2rpc_channel *ch = arg;
+  h2rpc__loop_run(&ch->loop);
+  return NULL;
+}
+
+/* Runs on the loop: fails every call, closes the connections. */
+static void shutdown_on_loop(h2rpc_channel *ch) {
+  ch->closing = 1;
+  while (ch->waiting.head != NULL) {
+    ccall *c = ch->waiting.head;
+    set_local(c, H2RPC_CANCELLED, "channel closed");
+    complete(c, NGHTTP2_NO_ERROR);
+  }
+  while (ch->conns != NULL) {
+    cconn *cc = ch->conns;
+    while (cc->calls.head != NULL) {
+      ccall *c = cc->calls.head;
+      set_local(c, H2RPC_CANCELLED, "channel closed");
+      abort_call(c, NGHTTP2_CANCEL);
+    }
+    h2rpc__conn_flush(&cc->conn);
+    h2rpc__conn_close(&cc->conn, "channel closed"); /* unlinks cc */
+  }
+  h2rpc__conn_reap(&ch->loop);
+}
+
+static void stop_task(h2rpc__task *task) {
+  h2rpc_channel *ch =
+      (h2rpc_channel *)((char *)task - offsetof(h2rpc_channel, stop_task));
+  shutdown_on_loop(ch);
+  ev_break(ch->ev, EVBREAK_ALL);
+}
+
+h2rpc_code h2rpc_channel_new(h2rpc_channel **out, const char *target,
+                             const h2rpc_channel_options *opts) {
+  h2rpc_channel_options defaults;
+  h2rpc_channel_options_init(&defaults);
+  if (opts == NULL)
+    opts = &defaults;
+  if (target == NULL || opts->max_recv_message == 0)
+    return H2RPC_INVALID_ARGUMENT;
+  h2rpc_channel *ch = calloc(1, sizeof(*ch));
+  if (ch == NULL)
+    return H2RPC_RESOURCE_EXHAUSTED;
+  ch->opts = *opts;
+  ch->opts.user_agent = NULL; /* copied below; never referenced */
+  const char *why = NULL;
+  if (h2rpc__addr_split(target, ch->host, sizeof(ch->host), ch->port,
+                        sizeof(ch->port), 0, &why) != 0) {
+    H2RPC_LOG(H2RPC__LOG_ERROR, "channel target '%s': %s", target, why);
+    free(ch);
+    return H2RPC_INVALID_ARGUMENT;
+  }
+  if (strchr(ch->host, ':') != NULL)
+    snprintf(ch->authority, sizeof(ch->authority), "[%s]:%s", ch->host,
+             ch->port);
+  else
+    snprintf(ch->authority, sizeof(ch->authority), "%s:%s", ch->host,
+             ch->port);
+  snprintf(ch->user_agent, sizeof(ch->user_agent), "%s",
+           opts->user_agent ? opts->user_agent
+                            : "h2rpc-c/" H2RPC_VERSION_STRING);
+  if (nghttp2_session_callbacks_new(&ch->callbacks) != 0) {
+    free(ch);
+    return H2RPC_RESOURCE_EXHAUSTED;
+  }
+  nghttp2_session_callbacks *cb = ch->callbacks;
+  nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
+
+  ch->owns_loop = opts->loop == NULL;
+  ch->ev = ch->owns_loop ? ev_loop_new(EVFLAG_AUTO) : opts->loop;
+  if (ch->ev == NULL || h2rpc__loop_init(&ch->loop, ch->ev) != 0) {
+    if (ch->owns_loop && ch->ev != NULL)
+      ev_loop_destroy(ch->ev);
+    nghttp2_session_callbacks_del(ch->callbacks);
+    free(ch);
+    return H2RPC_RESOURCE_EXHAUSTED;
+  }
+  ch->stop_task.run = stop_task;
+  if (ch->owns_loop) {
+    /* The loop must keep running while idle: hold one reference. */
+    ev_ref(ch->ev);
+    if (pthread_create(&ch->thread, NULL, channel_thread, ch) != 0) {
+      ev_unref(ch->ev);
+      h2rpc__loop_destroy(&ch->loop);
+      ev_loop_destroy(ch->ev);
+      nghttp2_session_callbacks_del(ch->callbacks);
+      free(ch);
+      return H2RPC_RESOURCE_EXHAUSTED;
+    }
+    ch->thread_started = 1;
+    h2rpc__loop_set_thread(&ch->loop, ch->thread);
+  }
+  *out = ch;
+  return H2RPC_OK;
+}
+
+void h2rpc_channel_free(h2rpc_channel *ch) {
+  if (ch == NULL)
+    return;
+  if (ch->owns_loop) {
+    h2rpc__loop_post(&ch->loop, &ch->stop_task);
+    pthread_join(ch->thread, NULL);
+    ev_unref(ch->ev);
+  } else {
+    h2rpc__loop_drain(&ch->loop);
+    shutdown_on_loop(ch);
+  }
+  h2rpc__loop_destroy(&ch->loop);
+  if (ch->owns_loop)
+    ev_loop_destroy(ch->ev);
+  nghttp2_session_callbacks_del(ch->callbacks);
+  free(ch);
+}
+
+/* ------------------------------------------------------------------ calls */
+
+void h2rpc_call_info_init(h2rpc_call_info *info) {
+  info->send_metadata = NULL;
+  h2rpc_status_init(&info->status);
+  h2rpc_metadata_init(&info->headers);
+  h2rpc_metadata_init(&info->trailers);
+}
+
+void h2rpc_call_info_reset(h2rpc_call_info *info) {
+  if (info == NULL)
+    return;
+  h2rpc_status_reset(&info->status);
+  h2rpc_metadata_reset(&info->headers);
+  h2rpc_metadata_reset(&info->trailers);
+}
+
+h2rpc_code h2rpc_unary_call_async(h2rpc_channel *ch,
+                                  const h2rpc_method *method, h2rpc_ctx *ctx,
+                                  const void *request, void *response,
+                                  h2rpc_call_info *info,
+                                  h2rpc_unary_done_cb done, void *user_data) {
+  if (ch == NULL || method == NULL || request == NULL || response == NULL ||
+      done == NULL)
+    return H2RPC_INVALID_ARGUMENT;
+  if (info != NULL) {
+    h2rpc_status_reset(&info->status);
+    h2rpc_metadata_reset(&info->headers);
+    h2rpc_metadata_reset(&info->trailers);
+  }
+  if (method->kind != H2RPC_UNARY) {
+    if (info != NULL)
+      h2rpc_status_set(&info->status, H2RPC_INVALID_ARGUMENT,
+                       "%s is a streaming method", method->path);
+    return H2RPC_INVALID_ARGUMENT;
+  }
+  /* A context that has already ended fails at once, without I/O. */
+  h2rpc_code ended = h2rpc_ctx_err(ctx);
+  if (ended != H2RPC_OK) {
+    if (info != NULL)
+      h2rpc_status_set(&info->status, ended,
+                       "context ended before the call started");
+    return ended;
+  }
+  int64_t deadline = h2rpc_ctx_deadline(ctx);
+  if (deadline == H2RPC_NO_DEADLINE && ch->opts.default_timeout_ms > 0)
+    deadline = h2rpc_now_ns() + ch->opts.default_timeout_ms * 1000000;
+  ccall *c = calloc(1, sizeof(*c));
+  if (c == NULL)
+    return H2RPC_RESOURCE_EXHAUSTED;
+  const char *why = NULL;
+  h2rpc_code rc = h2rpc__pb_encode_framed(method->request, request, &c->req,
+                                          &c->req_len, &why);
+  if (rc == H2RPC_OK &&
+      c->req_len - H2RPC__FRAME_HEADER_LEN > ch->opts.max_send_message) {
+    rc = H2RPC_RESOURCE_EXHAUSTED;
+    why = "request larger than the channel's max_send_message";
+  }
+  if (rc != H2RPC_OK) {
+    if (info != NULL)
+      h2rpc_status_set(&info->status, rc, "%s", why);
+    free(c->req);
+    free(c);
+    return rc;
+  }
+  c->ch = ch;
+  c->method = method;
+  c->ctx = ctx;
+  c->resp = response;
+  h2rpc_call_info_init(&c->own_info);
+  c->info = info != NULL ? info : &c->own_info;
+  c->done = done;
+  c->user_data = user_data;
+  c->deadline_ns = deadline;
+  c->grpc_status = -1;
+  h2rpc__deframer_init(&c->deframer, ch->opts.max_recv_message);
+  memset(response, 0, method->response_size);
+  c->task.run = start_task;
+  if (h2rpc__loop_on_thread(&ch->loop))
+    start_on_loop(c);
+  else
+    h2rpc__loop_post(&ch->loop, &c->task);
+  return H2RPC_OK;
+}
+
+/* The blocking form waits on a condition variable the callback signals. */
+typedef struct sync_wait {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int done;
+  h2rpc_code code;
+} sync_wait;
+
+static void sync_done(const h2rpc_status *status, void *user_data) {
+  sync_wait *w = user_data;
+  pthread_mutex_lock(&w->mu);
+  w->code = status->code;
+  w->done = 1;
+  pthread_cond_signal(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+}
+
+h2rpc_code h2rpc_unary_call(h2rpc_channel *ch, const h2rpc_method *method,
+                            h2rpc_ctx *ctx, const void *request,
+                            void *response, h2rpc_call_info *info) {
+  if (ch != NULL && h2rpc__loop_on_thread(&ch->loop)) {
+    if (info != NULL)
+      h2rpc_status_set(&info->status, H2RPC_FAILED_PRECONDITION,
+                       "blocking call on the channel's own loop thread");
+    return H2RPC_FAILED_PRECONDITION;
+  }
+  h2rpc_call_info local;
+  h2rpc_call_info_init(&local);
+  h2rpc_call_info *use = info != NULL ? info : &local;
+  sync_wait w;
+  pthread_mutex_init(&w.mu, NULL);
+  pthread_cond_init(&w.cv, NULL);
+  w.done = 0;
+  w.code = H2RPC_UNKNOWN;
+  h2rpc_code rc = h2rpc_unary_call_async(ch, method, ctx, request, response,
+                                         use, sync_done, &w);
+  if (rc == H2RPC_OK) {
+    pthread_mutex_lock(&w.mu);
+    while (!w.done)
+      pthread_cond_wait(&w.cv, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    rc = w.code;
+  }
+  pthread_mutex_destroy(&w.mu);
+  pthread_cond_destroy(&w.cv);
+  h2rpc_call_info_reset(&local);
+  return rc;
+}
+
+h2rpc_code h2rpc_stream_start(h2rpc_stream **out, h2rpc_channel *ch,
+                              const h2rpc_method *method, h2rpc_ctx *ctx,
+                              h2rpc_call_info *info) {
+  (void)out;
+  (void)ch;
+  (void)ctx;
+  if (info != NULL)
+    h2rpc_status_set(&info->status, H2RPC_UNIMPLEMENTED,
+                     "streaming calls (%s) are not implemented in this h2rpc "
+                     "version",
+                     method ? method->path : "(null)");
+  return H2RPC_UNIMPLEMENTED;
+}

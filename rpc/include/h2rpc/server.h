@@ -1,0 +1,150 @@
+/*
+ * h2rpc/server.h: the server side.
+ *
+ * A server listens on one or more addresses and runs N loop threads; each
+ * accepted connection lives on one loop (SO_REUSEPORT spreads connections).
+ * Handlers run on the loop thread of their connection and must not block for
+ * long: other calls on that loop wait meanwhile.
+ *
+ * Lifecycle: h2rpc_server_new → add listeners → register services →
+ * h2rpc_server_start → ... → h2rpc_server_stop → h2rpc_server_free.
+ */
+#ifndef H2RPC_SERVER_H
+#define H2RPC_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "h2rpc/ctx.h"
+#include "h2rpc/export.h"
+#include "h2rpc/metadata.h"
+#include "h2rpc/method.h"
+#include "h2rpc/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct h2rpc_server h2rpc_server;
+
+/* One incoming call, borrowed by its handler for the handler's duration. */
+typedef struct h2rpc_server_call h2rpc_server_call;
+
+/*
+ * Server options. Set up with h2rpc_server_options_init(); copied by
+ * h2rpc_server_new().
+ */
+typedef struct h2rpc_server_options {
+  int threads;                  /* loop threads; default 1 */
+  size_t max_recv_message;      /* default H2RPC_DEFAULT_MAX_RECV_MESSAGE */
+  uint32_t max_concurrent_streams; /* per connection; default 1000 */
+} h2rpc_server_options;
+
+H2RPC_EXTERN void h2rpc_server_options_init(h2rpc_server_options *opts);
+
+/* Returns OK and sets *out, INVALID_ARGUMENT or RESOURCE_EXHAUSTED. */
+H2RPC_EXTERN h2rpc_code h2rpc_server_new(h2rpc_server **out,
+                                         const h2rpc_server_options *opts)
+    H2RPC_MUST_CHECK;
+
+/*
+ * Listens on "host:port" (port 0 picks a free port). *bound_port, when not
+ * NULL, receives the port actually bound. Before h2rpc_server_start() only.
+ * Returns OK, INVALID_ARGUMENT for a malformed address, UNAVAILABLE when the
+ * address cannot be bound (the message says why).
+ */
+H2RPC_EXTERN h2rpc_code h2rpc_server_listen(h2rpc_server *srv,
+                                            const char *address,
+                                            int *bound_port) H2RPC_MUST_CHECK;
+
+/*
+ * A unary handler. `request` is decoded (the runtime releases it after the
+ * handler returns); the handler fills `response` (zeroed beforehand, released
+ * by the runtime after it is sent) and returns a status code. To give a
+ * message, return h2rpc_server_call_fail(call, code, fmt, ...).
+ */
+typedef h2rpc_code (*h2rpc_unary_handler)(h2rpc_server_call *call,
+                                          const void *request, void *response,
+                                          void *user_data);
+
+/*
+ * A generic function pointer: generated code stores typed handlers here and
+ * casts them back in its trampoline, which is well-defined C.
+ */
+typedef void (*h2rpc_fn)(void);
+
+/* Calls `fn` (a typed handler) for a unary method; emitted by the generator. */
+typedef h2rpc_code (*h2rpc_unary_trampoline)(h2rpc_fn fn,
+                                             h2rpc_server_call *call,
+                                             const void *request,
+                                             void *response, void *user_data);
+
+/*
+ * Registers a handler for `method` (borrowed: it must outlive the server,
+ * as generated method constants do). Before h2rpc_server_start() only.
+ * Returns OK, ALREADY_EXISTS for a path registered twice, UNIMPLEMENTED for a
+ * streaming method (not yet supported by this runtime), RESOURCE_EXHAUSTED.
+ */
+H2RPC_EXTERN h2rpc_code h2rpc_server_register(h2rpc_server *srv,
+                                              const h2rpc_method *method,
+                                              h2rpc_unary_trampoline tramp,
+                                              h2rpc_fn fn, void *user_data)
+    H2RPC_MUST_CHECK;
+
+/* Starts the loop threads. Returns OK or RESOURCE_EXHAUSTED/UNAVAILABLE. */
+H2RPC_EXTERN h2rpc_code h2rpc_server_start(h2rpc_server *srv)
+    H2RPC_MUST_CHECK;
+
+/*
+ * Stops the server: closes the listeners, sends GOAWAY on every connection,
+ * lets calls in flight finish for up to grace_ms, then cancels the rest and
+ * joins the loop threads. Any thread but a loop thread of this server.
+ * Idempotent.
+ */
+H2RPC_EXTERN void h2rpc_server_stop(h2rpc_server *srv, int64_t grace_ms);
+
+/* Frees a stopped (or never started) server. NULL is a no-op. */
+H2RPC_EXTERN void h2rpc_server_free(h2rpc_server *srv);
+
+/* --- inside a handler (loop thread, during the handler) --- */
+
+/* The call's context: its deadline comes from the client's grpc-timeout. */
+H2RPC_EXTERN h2rpc_ctx *h2rpc_server_call_ctx(h2rpc_server_call *call);
+
+/* The metadata the client sent (custom headers only). Borrowed. */
+H2RPC_EXTERN const h2rpc_metadata *
+h2rpc_server_call_metadata(const h2rpc_server_call *call);
+
+/* The method being called. */
+H2RPC_EXTERN const h2rpc_method *
+h2rpc_server_call_method(const h2rpc_server_call *call);
+
+/* Adds a response header / trailer (copied). Same errors as metadata_add. */
+H2RPC_EXTERN h2rpc_code h2rpc_server_call_add_header(h2rpc_server_call *call,
+                                                     const char *key,
+                                                     const void *value,
+                                                     size_t len)
+    H2RPC_MUST_CHECK;
+H2RPC_EXTERN h2rpc_code h2rpc_server_call_add_trailer(h2rpc_server_call *call,
+                                                      const char *key,
+                                                      const void *value,
+                                                      size_t len)
+    H2RPC_MUST_CHECK;
+
+/*
+ * Sets the status message sent with a non-OK code and returns `code`, for
+ * `return h2rpc_server_call_fail(call, H2RPC_NOT_FOUND, "no user %d", id);`.
+ */
+H2RPC_EXTERN h2rpc_code h2rpc_server_call_fail(h2rpc_server_call *call,
+                                               h2rpc_code code,
+                                               const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* H2RPC_SERVER_H */

@@ -1,0 +1,1006 @@
+/*
+ * server/server.c: listeners, loop threads, HTTP/2 server sessions and the
+ * dispatch of unary calls to handlers.
+ *
+ * Each worker thread runs one libev loop with its own SO_REUSEPORT listening
+ * socket, so the kernel spreads connections and nothing is shared between
+ * loops on the call path: the method table is read-only once the server has
+ * started.
+ *
+ * A request's life: HEADERS (validated when the block ends: method,
+ * content-type, encoding, timeout, metadata, path) → DATA (deframed; the one
+ * unary message is decoded straight from the received bytes when it arrives
+ * whole) → END_STREAM → handler → response HEADERS, DATA and trailers, or a
+ * trailers-only response for every early error.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/ctx.h"
+#include "core/log.h"
+#include "core/pb.h"
+#include "h2rpc/server.h"
+#include "h2rpc/stream.h"
+#include "transport/addr.h"
+#include "transport/conn.h"
+#include "transport/headers.h"
+#include "transport/loop.h"
+#include "wire/codec.h"
+#include "wire/frame.h"
+#include "wire/timeout.h"
+
+#define MAX_PATH_LEN 256
+/* Advertised SETTINGS_MAX_HEADER_LIST_SIZE, and enforced on receipt. */
+#define MAX_HEADER_LIST 16384
+/* Per-stream and per-connection receive windows. Larger than HTTP/2's 64 KiB
+ * default so a message of a few hundred KiB needs no WINDOW_UPDATE round
+ * trip, yet bounded so a slow handler cannot be flooded. */
+#define STREAM_WINDOW (1 << 20)
+#define CONN_WINDOW (16 << 20)
+
+typedef struct method_entry {
+  const h2rpc_method *method;
+  h2rpc_unary_trampoline tramp;
+  h2rpc_fn fn;
+  void *user_data;
+  size_t path_len;
+} method_entry;
+
+typedef struct listener_spec {
+  char host[256];
+  char port[8];
+  int fd; /* bound by h2rpc_server_listen(), used by worker 0 */
+} listener_spec;
+
+typedef struct worker worker;
+typedef struct sconn sconn;
+
+struct h2rpc_server {
+  h2rpc_server_options opts;
+  method_entry *methods;
+  size_t method_count, method_cap;
+  listener_spec *listeners;
+  size_t listener_count;
+  worker *workers;
+  int worker_count;
+  int started;
+  _Atomic int stopped;
+  int64_t grace_ms;
+  nghttp2_session_callbacks *callbacks;
+};
+
+struct worker {
+  h2rpc_server *srv;
+  struct ev_loop *ev;
+  h2rpc__loop loop;
+  pthread_t thread;
+  int thread_started;
+  ev_io *accept_watchers;
+  int *listen_fds;
+  size_t listen_count;
+  sconn *conns;
+  h2rpc__task stop_task;
+  ev_timer stop_timer;
+  int64_t stop_deadline_ns;
+};
+
+struct sconn {
+  h2rpc__conn conn;
+  worker *w;
+  sconn *prev, *next;
+  h2rpc_server_call *calls; /* streams open on this connection */
+};
+
+struct h2rpc_server_call {
+  sconn *sc;
+  int32_t stream_id;
+  h2rpc_server_call *prev, *next;
+  const method_entry *entry;
+  /* Request headers, checked when the header block ends. */
+  char path[MAX_PATH_LEN];
+  size_t path_len;
+  int path_too_long;
+  int method_is_post;
+  int content_type_ok;
+  char content_type[64];
+  int encoding_unsupported;
+  char encoding[32];
+  int64_t timeout_ns; /* -1: none */
+  int timeout_bad;
+  size_t header_bytes;
+  h2rpc_metadata md_in;
+  const char *md_error;
+  /* Request body. */
+  h2rpc__deframer deframer;
+  void *request;
+  int have_request;
+  /* Context and deadline. */
+  h2rpc_ctx ctx;
+  ev_timer deadline_timer;
+  int timer_armed;
+  /* Response. */
+  h2rpc_metadata headers_out;
+  h2rpc_metadata trailers_out;
+  h2rpc_status status;
+  uint8_t *resp_buf;
+  size_t resp_len, resp_off;
+  int responded;
+};
+
+/* ---------------------------------------------------------------- helpers */
+
+static sconn *conn_of(h2rpc__conn *c) {
+  return (sconn *)((char *)c - offsetof(sconn, conn));
+}
+
+static const method_entry *find_method(const h2rpc_server *srv,
+                                       const char *path, size_t len) {
+  for (size_t i = 0; i < srv->method_count; i++) {
+    const method_entry *e = &srv->methods[i];
+    if (e->path_len == len && memcmp(e->method->path, path, len) == 0)
+      return e;
+  }
+  return NULL;
+}
+
+/* Whether any registered method belongs to the service of `path`
+ * ("/pkg.Service/Method"), to tell an unknown method from an unknown
+ * service. */
+static int service_known(const h2rpc_server *srv, const char *path,
+                         size_t len) {
+  const char *slash = len > 1 ? memchr(path + 1, '/', len - 1) : NULL;
+  if (slash == NULL)
+    return 0;
+  size_t prefix = (size_t)(slash - path) + 1;
+  for (size_t i = 0; i < srv->method_count; i++)
+    if (srv->methods[i].path_len > prefix &&
+        memcmp(srv->methods[i].method->path, path, prefix) == 0)
+      return 1;
+  return 0;
+}
+
+/* ------------------------------------------------------------- responding */
+
+static ssize_t read_response(nghttp2_session *session, int32_t stream_id,
+                                   uint8_t *buf, size_t length,
+                                   uint32_t *data_flags,
+                                   nghttp2_data_source *source,
+                                   void *user_data);
+
+static void add_status_headers(h2rpc__headers *h, h2rpc_server_call *call,
+                               char *code_buf) {
+  snprintf(code_buf, 4, "%d", (int)call->status.code);
+  h2rpc__headers_add(h, "grpc-status", code_buf, strlen(code_buf));
+  if (call->status.code != H2RPC_OK)
+    h2rpc__headers_add_message(h, call->status.message);
+}
+
+/*
+ * Sends the response for `call`: HEADERS + DATA + trailers when the status is
+ * OK and a response was encoded, otherwise a trailers-only response.
+ * http_status is 200 except for requests that are not gRPC at all.
+ */
+static void respond(h2rpc_server_call *call, int http_status) {
+  if (call->responded)
+    return;
+  call->responded = 1;
+  nghttp2_session *session = call->sc->conn.session;
+  h2rpc__headers h;
+  h2rpc__headers_init(&h);
+  char status_buf[4];
+  snprintf(status_buf, sizeof(status_buf), "%d", http_status);
+  h2rpc__headers_add(&h, ":status", status_buf, strlen(status_buf));
+  h2rpc__headers_add(&h, "content-type", "application/grpc", 16);
+  h2rpc__headers_add(&h, "grpc-accept-encoding", "identity", 8);
+  h2rpc__headers_add_metadata(&h, &call->headers_out);
+  char code_buf[4];
+  int rv;
+  if (call->status.code == H2RPC_OK && call->resp_buf != NULL) {
+    nghttp2_data_provider provider;
+    provider.source.ptr = call;
+    provider.read_callback = read_response;
+    rv = h.failed ? NGHTTP2_ERR_NOMEM
+                  : nghttp2_submit_response(session, call->stream_id, h.nv,
+                                             h.count, &provider);
+  } else {
+    /* Trailers-only: the status and the trailers travel in this one block. */
+    add_status_headers(&h, call, code_buf);
+    h2rpc__headers_add_metadata(&h, &call->trailers_out);
+    rv = h.failed ? NGHTTP2_ERR_NOMEM
+                  : nghttp2_submit_response(session, call->stream_id, h.nv,
+                                             h.count, NULL);
+  }
+  h2rpc__headers_free(&h);
+  if (rv != 0) {
+    H2RPC_LOG(H2RPC__LOG_WARN, "cannot submit response: %s",
+              nghttp2_strerror(rv));
+    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, call->stream_id,
+                              NGHTTP2_INTERNAL_ERROR);
+  }
+  h2rpc__conn_kick(&call->sc->conn);
+}
+
+static ssize_t read_response(nghttp2_session *session, int32_t stream_id,
+                                   uint8_t *buf, size_t length,
+                                   uint32_t *data_flags,
+                                   nghttp2_data_source *source,
+                                   void *user_data) {
+  h2rpc_server_call *call = source->ptr;
+  (void)user_data;
+  size_t left = call->resp_len - call->resp_off;
+  size_t n = left < length ? left : length;
+  memcpy(buf, call->resp_buf + call->resp_off, n);
+  call->resp_off += n;
+  if (call->resp_off < call->resp_len)
+    return (ssize_t)n;
+  *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+  h2rpc__headers h;
+  h2rpc__headers_init(&h);
+  char code_buf[4];
+  add_status_headers(&h, call, code_buf);
+  h2rpc__headers_add_metadata(&h, &call->trailers_out);
+  if (!h.failed &&
+      nghttp2_submit_trailer(session, stream_id, h.nv, h.count) == 0)
+    *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+  h2rpc__headers_free(&h);
+  return (ssize_t)n;
+}
+
+/* Ends the call early with an error status (trailers-only). */
+static void fail_call(h2rpc_server_call *call, h2rpc_code code,
+                      const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+static void fail_call(h2rpc_server_call *call, h2rpc_code code,
+                      const char *fmt, ...) {
+  if (call->responded)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  h2rpc_status_setv(&call->status, code, fmt, ap);
+  va_end(ap);
+  respond(call, 200);
+}
+
+/* --------------------------------------------------------------- deadline */
+
+static void on_deadline(struct ev_loop *ev, ev_timer *w, int revents) {
+  h2rpc_server_call *call = w->data;
+  (void)ev;
+  (void)revents;
+  call->timer_armed = 0;
+  h2rpc__ctx_end(&call->ctx, H2RPC_DEADLINE_EXCEEDED);
+  if (!call->responded) {
+    fail_call(call, H2RPC_DEADLINE_EXCEEDED, "deadline exceeded on the server");
+    nghttp2_submit_rst_stream(call->sc->conn.session, NGHTTP2_FLAG_NONE,
+                              call->stream_id, NGHTTP2_CANCEL);
+  }
+}
+
+/* ------------------------------------------------------------ the request */
+
+static void run_handler(h2rpc_server_call *call) {
+  const method_entry *e = call->entry;
+  h2rpc_code ended = h2rpc_ctx_err(&call->ctx);
+  if (ended != H2RPC_OK) {
+    fail_call(call, ended, "%s before the handler ran",
+              ended == H2RPC_CANCELLED ? "cancelled" : "deadline exceeded");
+    return;
+  }
+  void *response = calloc(1, e->method->response_size);
+  if (response == NULL) {
+    fail_call(call, H2RPC_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  h2rpc_code code =
+      e->tramp(e->fn, call, call->request, response, e->user_data);
+  if (code < H2RPC_OK || code > H2RPC_CODE_MAX) {
+    h2rpc_status_set(&call->status, H2RPC_UNKNOWN,
+                     "handler returned an invalid status code %d", (int)code);
+  } else if (code != call->status.code) {
+    /* The handler returned a code without h2rpc_server_call_fail(): keep
+     * the code, drop any stale message. */
+    h2rpc_status_set(&call->status, code, NULL);
+  }
+  if (call->status.code == H2RPC_OK) {
+    const char *why = NULL;
+    h2rpc_code rc = h2rpc__pb_encode_framed(e->method->response, response,
+                                            &call->resp_buf, &call->resp_len,
+                                            &why);
+    if (rc != H2RPC_OK)
+      h2rpc_status_set(&call->status, rc, "cannot encode the response: %s",
+                       why);
+  }
+  h2rpc_message_release(e->method->response, response);
+  free(response);
+  respond(call, 200);
+}
+
+static h2rpc_code on_request_message(void *user_data, int compressed,
+                                     const uint8_t *data, size_t len) {
+  h2rpc_server_call *call = user_data;
+  if (compressed) {
+    fail_call(call, H2RPC_INTERNAL,
+              "compressed message received but no grpc-encoding was "
+              "negotiated");
+    return H2RPC_INTERNAL;
+  }
+  if (call->have_request) {
+    fail_call(call, H2RPC_INTERNAL,
+              "unary request for %s carries more than one message",
+              call->entry->method->path);
+    return H2RPC_INTERNAL;
+  }
+  const h2rpc_method *m = call->entry->method;
+  call->request = calloc(1, m->request_size);
+  if (call->request == NULL) {
+    fail_call(call, H2RPC_RESOURCE_EXHAUSTED, "out of memory");
+    return H2RPC_RESOURCE_EXHAUSTED;
+  }
+  const char *why = NULL;
+  if (h2rpc__pb_decode(m->request, call->request, data, len, &why) != 0) {
+    free(call->request);
+    call->request = NULL;
+    fail_call(call, H2RPC_INTERNAL,
+              "cannot parse the request message of %s: %s", m->path,
+              why ? why : "invalid protobuf");
+    return H2RPC_INTERNAL;
+  }
+  call->have_request = 1;
+  return H2RPC_OK;
+}
+
+static void on_request_end(h2rpc_server_call *call) {
+  if (call->responded)
+    return;
+  if (h2rpc__deframer_partial(&call->deframer)) {
+    fail_call(call, H2RPC_INTERNAL,
+              "request stream ended in the middle of a message");
+    return;
+  }
+  if (!call->have_request) {
+    fail_call(call, H2RPC_INTERNAL, "unary request for %s has no message",
+              call->entry->method->path);
+    return;
+  }
+  run_handler(call);
+}
+
+/* Validates the request header block and picks the method. */
+static void on_request_headers(h2rpc_server_call *call) {
+  h2rpc_server *srv = call->sc->w->srv;
+  if (call->header_bytes > MAX_HEADER_LIST) {
+    fail_call(call, H2RPC_RESOURCE_EXHAUSTED,
+              "request header list larger than %d bytes", MAX_HEADER_LIST);
+    return;
+  }
+  if (!call->method_is_post) {
+    h2rpc_status_set(&call->status, H2RPC_INTERNAL,
+                     "gRPC requests must use POST");
+    respond(call, 405);
+    return;
+  }
+  if (!call->content_type_ok) {
+    h2rpc_status_set(&call->status, H2RPC_INTERNAL,
+                     "invalid gRPC request content-type '%s'",
+                     call->content_type);
+    respond(call, 415);
+    return;
+  }
+  if (call->md_error != NULL) {
+    fail_call(call, H2RPC_INTERNAL, "invalid request metadata: %s",
+              call->md_error);
+    return;
+  }
+  if (call->timeout_bad) {
+    fail_call(call, H2RPC_INTERNAL, "malformed grpc-timeout header");
+    return;
+  }
+  if (call->encoding_unsupported) {
+    fail_call(call, H2RPC_UNIMPLEMENTED,
+              "grpc-encoding '%s' is not supported (supported: identity)",
+              call->encoding);
+    return;
+  }
+  const method_entry *e =
+      call->path_too_long ? NULL : find_method(srv, call->path, call->path_len);
+  if (e == NULL) {
+    if (call->path_too_long)
+      fail_call(call, H2RPC_UNIMPLEMENTED, "method path too long");
+    else if (service_known(srv, call->path, call->path_len))
+      fail_call(call, H2RPC_UNIMPLEMENTED, "unknown method %.*s",
+                (int)call->path_len, call->path);
+    else
+      fail_call(call, H2RPC_UNIMPLEMENTED, "unknown service in %.*s",
+                (int)call->path_len, call->path);
+    return;
+  }
+  call->entry = e;
+  int64_t deadline = H2RPC_NO_DEADLINE;
+  if (call->timeout_ns >= 0) {
+    int64_t now = h2rpc_now_ns();
+    deadline = call->timeout_ns > H2RPC_NO_DEADLINE - now
+                   ? H2RPC_NO_DEADLINE
+                   : now + call->timeout_ns;
+  }
+  h2rpc__ctx_init(&call->ctx, NULL, deadline);
+  if (deadline != H2RPC_NO_DEADLINE) {
+    ev_timer_init(&call->deadline_timer, on_deadline,
+                  (double)call->timeout_ns / 1e9, 0.);
+    call->deadline_timer.data = call;
+    ev_timer_start(call->sc->w->ev, &call->deadline_timer);
+    call->timer_armed = 1;
+  }
+}
+
+static void free_call(h2rpc_server_call *call) {
+  if (call->timer_armed)
+    ev_timer_stop(call->sc->w->ev, &call->deadline_timer);
+  if (call->request != NULL) {
+    h2rpc_message_release(call->entry->method->request, call->request);
+    free(call->request);
+  }
+  h2rpc__deframer_free(&call->deframer);
+  h2rpc_metadata_reset(&call->md_in);
+  h2rpc_metadata_reset(&call->headers_out);
+  h2rpc_metadata_reset(&call->trailers_out);
+  h2rpc_status_reset(&call->status);
+  free(call->resp_buf);
+  sconn *sc = call->sc;
+  if (call->prev != NULL)
+    call->prev->next = call->next;
+  else
+    sc->calls = call->next;
+  if (call->next != NULL)
+    call->next->prev = call->prev;
+  free(call);
+}
+
+/* ------------------------------------------------------ nghttp2 callbacks */
+
+static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame,
+                            void *user_data) {
+  sconn *sc = user_data;
+  if (frame->hd.type != NGHTTP2_HEADERS ||
+      frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+    return 0;
+  h2rpc_server_call *call = calloc(1, sizeof(*call));
+  if (call == NULL)
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
+  call->sc = sc;
+  call->stream_id = frame->hd.stream_id;
+  call->timeout_ns = -1;
+  h2rpc_metadata_init(&call->md_in);
+  h2rpc_metadata_init(&call->headers_out);
+  h2rpc_metadata_init(&call->trailers_out);
+  h2rpc_status_init(&call->status);
+  h2rpc__deframer_init(&call->deframer, sc->w->srv->opts.max_recv_message);
+  h2rpc__ctx_init(&call->ctx, NULL, H2RPC_NO_DEADLINE);
+  call->next = sc->calls;
+  if (sc->calls != NULL)
+    sc->calls->prev = call;
+  sc->calls = call;
+  nghttp2_session_set_stream_user_data(session, call->stream_id, call);
+  return 0;
+}
+
+static int header_is(const uint8_t *name, size_t len, const char *lit) {
+  size_t n = strlen(lit);
+  return len == n && memcmp(name, lit, n) == 0;
+}
+
+static void copy_text(char *dst, size_t size, const uint8_t *src, size_t len) {
+  if (len >= size)
+    len = size - 1;
+  memcpy(dst, src, len);
+  dst[len] = '\0';
+}
+
+static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
+                     const uint8_t *name, size_t namelen, const uint8_t *value,
+                     size_t valuelen, uint8_t flags, void *user_data) {
+  (void)flags;
+  (void)user_data;
+  if (frame->hd.type != NGHTTP2_HEADERS ||
+      frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+    return 0; /* request trailers carry nothing a unary call needs */
+  h2rpc_server_call *call =
+      nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+  if (call == NULL)
+    return 0;
+  /* Same accounting as HTTP/2's SETTINGS_MAX_HEADER_LIST_SIZE. */
+  call->header_bytes += namelen + valuelen + 32;
+  if (call->header_bytes > MAX_HEADER_LIST)
+    return 0; /* stop storing; rejected when the block ends */
+  if (header_is(name, namelen, ":path")) {
+    if (valuelen >= MAX_PATH_LEN) {
+      call->path_too_long = 1;
+    } else {
+      memcpy(call->path, value, valuelen);
+      call->path[valuelen] = '\0';
+      call->path_len = valuelen;
+    }
+  } else if (header_is(name, namelen, ":method")) {
+    call->method_is_post = header_is(value, valuelen, "POST");
+  } else if (header_is(name, namelen, "content-type")) {
+    copy_text(call->content_type, sizeof(call->content_type), value, valuelen);
+    /* "application/grpc", optionally followed by "+proto", ";..." etc. */
+    call->content_type_ok =
+        valuelen >= 16 && memcmp(value, "application/grpc", 16) == 0 &&
+        (valuelen == 16 || value[16] == '+' || value[16] == ';');
+  } else if (header_is(name, namelen, "grpc-timeout")) {
+    if (h2rpc__timeout_parse((const char *)value, valuelen,
+                             &call->timeout_ns) != 0)
+      call->timeout_bad = 1;
+  } else if (header_is(name, namelen, "grpc-encoding")) {
+    if (!header_is(value, valuelen, "identity")) {
+      call->encoding_unsupported = 1;
+      copy_text(call->encoding, sizeof(call->encoding), value, valuelen);
+    }
+  } else if (!h2rpc__header_is_reserved(name, namelen) &&
+             call->md_error == NULL) {
+    const char *why = NULL;
+    if (h2rpc__metadata_from_wire(&call->md_in, name, namelen, value,
+                                  valuelen, &why) != H2RPC_OK)
+      call->md_error = why;
+  }
+  return 0;
+}
+
+static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
+                         void *user_data) {
+  (void)user_data;
+  if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
+    return 0;
+  h2rpc_server_call *call =
+      nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+  if (call == NULL)
+    return 0;
+  if (frame->hd.type == NGHTTP2_HEADERS &&
+      frame->headers.cat == NGHTTP2_HCAT_REQUEST)
+    on_request_headers(call);
+  if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && !call->responded)
+    on_request_end(call);
+  return 0;
+}
+
+static int on_data_chunk(nghttp2_session *session, uint8_t flags,
+                         int32_t stream_id, const uint8_t *data, size_t len,
+                         void *user_data) {
+  (void)flags;
+  (void)user_data;
+  h2rpc_server_call *call =
+      nghttp2_session_get_stream_user_data(session, stream_id);
+  if (call == NULL || call->responded || call->entry == NULL)
+    return 0; /* already answered: the rest of the body is dropped */
+  const char *why = NULL;
+  h2rpc_code rc = h2rpc__deframer_feed(&call->deframer, data, len,
+                                       on_request_message, call, &why);
+  if (rc == H2RPC_RESOURCE_EXHAUSTED)
+    fail_call(call, rc,
+              "received message larger than max (%" PRIu32 " vs. %zu)",
+              call->deframer.body_len, call->deframer.max_message);
+  else if (rc != H2RPC_OK)
+    fail_call(call, rc, "%s", why ? why : "invalid message framing");
+  return 0;
+}
+
+static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
+                         void *user_data) {
+  (void)user_data;
+  /* After the response ends, a client still sending has nothing more to say
+   * that matters: tell it to stop (RFC 9113 8.1). */
+  if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
+      (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+      !nghttp2_session_get_stream_remote_close(session, frame->hd.stream_id))
+    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                              NGHTTP2_NO_ERROR);
+  return 0;
+}
+
+static int on_stream_close(nghttp2_session *session, int32_t stream_id,
+                           uint32_t error_code, void *user_data) {
+  (void)error_code;
+  (void)user_data;
+  h2rpc_server_call *call =
+      nghttp2_session_get_stream_user_data(session, stream_id);
+  if (call == NULL)
+    return 0;
+  if (!call->responded)
+    h2rpc__ctx_end(&call->ctx, H2RPC_CANCELLED);
+  nghttp2_session_set_stream_user_data(session, stream_id, NULL);
+  free_call(call);
+  return 0;
+}
+
+/* ------------------------------------------------------------ connections */
+
+static void sconn_on_connected(h2rpc__conn *c) { (void)c; }
+
+static void sconn_on_close(h2rpc__conn *c, const char *why) {
+  sconn *sc = conn_of(c);
+  H2RPC_LOG(H2RPC__LOG_DEBUG, "server connection closed: %s", why);
+  for (h2rpc_server_call *call = sc->calls; call != NULL; call = call->next)
+    h2rpc__ctx_end(&call->ctx, H2RPC_CANCELLED);
+  if (sc->prev != NULL)
+    sc->prev->next = sc->next;
+  else
+    sc->w->conns = sc->next;
+  if (sc->next != NULL)
+    sc->next->prev = sc->prev;
+}
+
+static void sconn_on_free(h2rpc__conn *c) {
+  sconn *sc = conn_of(c);
+  while (sc->calls != NULL)
+    free_call(sc->calls);
+  free(sc);
+}
+
+static const h2rpc__conn_ops sconn_ops = {sconn_on_connected, sconn_on_close,
+                                          sconn_on_free};
+
+static void accept_one(worker *w, int fd) {
+  h2rpc_server *srv = w->srv;
+  sconn *sc = calloc(1, sizeof(*sc));
+  if (sc == NULL || h2rpc__socket_tune(fd) != 0) {
+    free(sc);
+    close(fd);
+    return;
+  }
+  sc->w = w;
+  h2rpc__conn_start(&sc->conn, &w->loop, fd, 0, &sconn_ops, sc);
+  nghttp2_option *opt = NULL;
+  nghttp2_option_new(&opt);
+  if (opt != NULL) {
+    nghttp2_option_set_max_send_header_block_length(opt, 64 * 1024);
+  }
+  int rv = nghttp2_session_server_new2(&sc->conn.session, srv->callbacks, sc,
+                                       opt);
+  nghttp2_option_del(opt);
+  if (rv != 0) {
+    close(fd);
+    free(sc);
+    return;
+  }
+  nghttp2_settings_entry settings[] = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
+       srv->opts.max_concurrent_streams},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, MAX_HEADER_LIST},
+  };
+  nghttp2_submit_settings(sc->conn.session, NGHTTP2_FLAG_NONE, settings,
+                          sizeof(settings) / sizeof(settings[0]));
+  nghttp2_session_set_local_window_size(sc->conn.session, NGHTTP2_FLAG_NONE, 0,
+                                        CONN_WINDOW);
+  sc->next = w->conns;
+  if (w->conns != NULL)
+    w->conns->prev = sc;
+  w->conns = sc;
+  h2rpc__conn_kick(&sc->conn);
+}
+
+static void on_accept(struct ev_loop *ev, ev_io *watcher, int revents) {
+  worker *w = watcher->data;
+  (void)ev;
+  (void)revents;
+  for (int i = 0; i < 64; i++) {
+    int fd = accept4(watcher->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        H2RPC_LOG(H2RPC__LOG_WARN, "accept: %s", strerror(errno));
+      return;
+    }
+    accept_one(w, fd);
+  }
+}
+
+/* --------------------------------------------------------------- stopping */
+
+static void stop_check(struct ev_loop *ev, ev_timer *timer, int revents) {
+  worker *w = timer->data;
+  (void)revents;
+  int busy = 0;
+  for (sconn *sc = w->conns; sc != NULL; sc = sc->next)
+    if (sc->calls != NULL)
+      busy = 1;
+  if (busy && h2rpc_now_ns() < w->stop_deadline_ns)
+    return;
+  ev_timer_stop(ev, timer);
+  while (w->conns != NULL) {
+    sconn *sc = w->conns;
+    for (h2rpc_server_call *call = sc->calls; call != NULL; call = call->next)
+      fail_call(call, H2RPC_UNAVAILABLE, "server is shutting down");
+    h2rpc__conn_flush(&sc->conn);
+    h2rpc__conn_close(&sc->conn, "server stopped"); /* unlinks sc */
+  }
+  h2rpc__conn_reap(&w->loop);
+  ev_break(ev, EVBREAK_ALL);
+}
+
+static void stop_task_run(h2rpc__task *task) {
+  worker *w = (worker *)((char *)task - offsetof(worker, stop_task));
+  for (size_t i = 0; i < w->listen_count; i++) {
+    ev_io_stop(w->ev, &w->accept_watchers[i]);
+    close(w->listen_fds[i]);
+    w->listen_fds[i] = -1;
+  }
+  for (sconn *sc = w->conns; sc != NULL; sc = sc->next) {
+    nghttp2_submit_goaway(
+        sc->conn.session, NGHTTP2_FLAG_NONE,
+        nghttp2_session_get_last_proc_stream_id(sc->conn.session),
+        NGHTTP2_NO_ERROR, NULL, 0);
+    h2rpc__conn_kick(&sc->conn);
+  }
+  w->stop_deadline_ns = h2rpc_now_ns() + w->srv->grace_ms * 1000000;
+  /* In-flight calls are few and short; check every 10 ms. */
+  ev_timer_init(&w->stop_timer, stop_check, 0., 0.01);
+  w->stop_timer.data = w;
+  ev_timer_start(w->ev, &w->stop_timer);
+}
+
+static void *worker_main(void *arg) {
+  worker *w = arg;
+  h2rpc__loop_run(&w->loop);
+  return NULL;
+}
+
+/* ------------------------------------------------------------- public API */
+
+void h2rpc_server_options_init(h2rpc_server_options *opts) {
+  opts->threads = 1;
+  opts->max_recv_message = 4u * 1024u * 1024u;
+  opts->max_concurrent_streams = 1000;
+}
+
+h2rpc_code h2rpc_server_new(h2rpc_server **out,
+                            const h2rpc_server_options *opts) {
+  h2rpc_server_options defaults;
+  h2rpc_server_options_init(&defaults);
+  if (opts == NULL)
+    opts = &defaults;
+  if (opts->threads < 1 || opts->threads > 256 || opts->max_recv_message == 0)
+    return H2RPC_INVALID_ARGUMENT;
+  h2rpc_server *srv = calloc(1, sizeof(*srv));
+  if (srv == NULL)
+    return H2RPC_RESOURCE_EXHAUSTED;
+  srv->opts = *opts;
+  if (nghttp2_session_callbacks_new(&srv->callbacks) != 0) {
+    free(srv);
+    return H2RPC_RESOURCE_EXHAUSTED;
+  }
+  nghttp2_session_callbacks *cb = srv->callbacks;
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
+  nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+  *out = srv;
+  return H2RPC_OK;
+}
+
+h2rpc_code h2rpc_server_listen(h2rpc_server *srv, const char *address,
+                               int *bound_port) {
+  if (srv->started)
+    return H2RPC_FAILED_PRECONDITION;
+  listener_spec spec;
+  const char *why = NULL;
+  if (h2rpc__addr_split(address, spec.host, sizeof(spec.host), spec.port,
+                        sizeof(spec.port), 1, &why) != 0) {
+    H2RPC_LOG(H2RPC__LOG_ERROR, "listen address '%s': %s", address, why);
+    return H2RPC_INVALID_ARGUMENT;
+  }
+  char err[256];
+  spec.fd = h2rpc__listen(spec.host, spec.port, 1, err, sizeof(err));
+  if (spec.fd < 0) {
+    H2RPC_LOG(H2RPC__LOG_ERROR, "%s", err);
+    return H2RPC_UNAVAILABLE;
+  }
+  /* Later workers bind the port actually chosen. */
+  snprintf(spec.port, sizeof(spec.port), "%d", h2rpc__local_port(spec.fd));
+  listener_spec *grown =
+      realloc(srv->listeners, (srv->listener_count + 1) * sizeof(*grown));
+  if (grown == NULL) {
+    close(spec.fd);
+    return H2RPC_RESOURCE_EXHAUSTED;
+  }
+  srv->listeners = grown;
+  srv->listeners[srv->listener_count++] = spec;
+  if (bound_port != NULL)
+    *bound_port = h2rpc__local_port(spec.fd);
+  return H2RPC_OK;
+}
+
+h2rpc_code h2rpc_server_register(h2rpc_server *srv, const h2rpc_method *method,
+                                 h2rpc_unary_trampoline tramp, h2rpc_fn fn,
+                                 void *user_data) {
+  if (srv->started || method == NULL || tramp == NULL || fn == NULL)
+    return H2RPC_FAILED_PRECONDITION;
+  if (method->kind != H2RPC_UNARY)
+    return H2RPC_UNIMPLEMENTED;
+  size_t len = strlen(method->path);
+  if (find_method(srv, method->path, len) != NULL)
+    return H2RPC_ALREADY_EXISTS;
+  if (srv->method_count == srv->method_cap) {
+    size_t cap = srv->method_cap ? srv->method_cap * 2 : 16;
+    method_entry *grown = realloc(srv->methods, cap * sizeof(*grown));
+    if (grown == NULL)
+      return H2RPC_RESOURCE_EXHAUSTED;
+    srv->methods = grown;
+    srv->method_cap = cap;
+  }
+  method_entry *e = &srv->methods[srv->method_count++];
+  e->method = method;
+  e->tramp = tramp;
+  e->fn = fn;
+  e->user_data = user_data;
+  e->path_len = len;
+  return H2RPC_OK;
+}
+
+h2rpc_code h2rpc_server_register_stream(h2rpc_server *srv,
+                                        const h2rpc_method *method,
+                                        h2rpc_fn handler, void *user_data) {
+  (void)srv;
+  (void)handler;
+  (void)user_data;
+  H2RPC_LOG(H2RPC__LOG_ERROR,
+            "cannot register %s: streaming methods are not implemented in "
+            "this h2rpc version",
+            method ? method->path : "(null)");
+  return H2RPC_UNIMPLEMENTED;
+}
+
+static h2rpc_code worker_setup(h2rpc_server *srv, worker *w, int index) {
+  char err[256];
+  w->srv = srv;
+  w->ev = ev_loop_new(EVFLAG_AUTO);
+  if (w->ev == NULL)
+    return H2RPC_RESOURCE_EXHAUSTED;
+  if (h2rpc__loop_init(&w->loop, w->ev) != 0)
+    return H2RPC_RESOURCE_EXHAUSTED;
+  w->listen_count = srv->listener_count;
+  w->accept_watchers = calloc(w->listen_count, sizeof(ev_io));
+  w->listen_fds = calloc(w->listen_count, sizeof(int));
+  if (w->accept_watchers == NULL || w->listen_fds == NULL)
+    return H2RPC_RESOURCE_EXHAUSTED;
+  for (size_t i = 0; i < w->listen_count; i++) {
+    listener_spec *spec = &srv->listeners[i];
+    int fd;
+    if (index == 0) {
+      fd = spec->fd;
+      spec->fd = -1; /* now the worker's */
+    } else {
+      fd = h2rpc__listen(spec->host, spec->port, 1, err, sizeof(err));
+      if (fd < 0) {
+        H2RPC_LOG(H2RPC__LOG_ERROR, "%s", err);
+        return H2RPC_UNAVAILABLE;
+      }
+    }
+    w->listen_fds[i] = fd;
+    ev_io_init(&w->accept_watchers[i], on_accept, fd, EV_READ);
+    w->accept_watchers[i].data = w;
+    ev_io_start(w->ev, &w->accept_watchers[i]);
+  }
+  w->stop_task.run = stop_task_run;
+  return H2RPC_OK;
+}
+
+h2rpc_code h2rpc_server_start(h2rpc_server *srv) {
+  if (srv->started)
+    return H2RPC_FAILED_PRECONDITION;
+  srv->workers = calloc((size_t)srv->opts.threads, sizeof(worker));
+  if (srv->workers == NULL)
+    return H2RPC_RESOURCE_EXHAUSTED;
+  srv->worker_count = srv->opts.threads;
+  srv->started = 1;
+  for (int i = 0; i < srv->worker_count; i++) {
+    worker *w = &srv->workers[i];
+    h2rpc_code rc = worker_setup(srv, w, i);
+    if (rc == H2RPC_OK &&
+        pthread_create(&w->thread, NULL, worker_main, w) != 0)
+      rc = H2RPC_RESOURCE_EXHAUSTED;
+    if (rc != H2RPC_OK) {
+      h2rpc_server_stop(srv, 0);
+      return rc;
+    }
+    w->thread_started = 1;
+    h2rpc__loop_set_thread(&w->loop, w->thread);
+  }
+  return H2RPC_OK;
+}
+
+void h2rpc_server_stop(h2rpc_server *srv, int64_t grace_ms) {
+  int expected = 0;
+  if (srv == NULL || !atomic_compare_exchange_strong(&srv->stopped, &expected, 1))
+    return;
+  srv->grace_ms = grace_ms < 0 ? 0 : grace_ms;
+  for (int i = 0; i < srv->worker_count; i++) {
+    worker *w = &srv->workers[i];
+    if (w->thread_started)
+      h2rpc__loop_post(&w->loop, &w->stop_task);
+  }
+  for (int i = 0; i < srv->worker_count; i++) {
+    worker *w = &srv->workers[i];
+    if (w->thread_started) {
+      pthread_join(w->thread, NULL);
+      w->thread_started = 0;
+    }
+  }
+}
+
+void h2rpc_server_free(h2rpc_server *srv) {
+  if (srv == NULL)
+    return;
+  h2rpc_server_stop(srv, 0);
+  for (int i = 0; i < srv->worker_count; i++) {
+    worker *w = &srv->workers[i];
+    if (w->ev == NULL)
+      continue;
+    for (size_t j = 0; j < w->listen_count; j++)
+      if (w->listen_fds != NULL && w->listen_fds[j] >= 0 &&
+          w->accept_watchers != NULL) {
+        ev_io_stop(w->ev, &w->accept_watchers[j]);
+        close(w->listen_fds[j]);
+      }
+    free(w->accept_watchers);
+    free(w->listen_fds);
+    h2rpc__loop_destroy(&w->loop);
+    ev_loop_destroy(w->ev);
+  }
+  for (size_t i = 0; i < srv->listener_count; i++)
+    if (srv->listeners[i].fd >= 0)
+      close(srv->listeners[i].fd);
+  free(srv->workers);
+  free(srv->listeners);
+  free(srv->methods);
+  nghttp2_session_callbacks_del(srv->callbacks);
+  free(srv);
+}
+
+/* -------------------------------------------------------- handler helpers */
+
+h2rpc_ctx *h2rpc_server_call_ctx(h2rpc_server_call *call) {
+  return &call->ctx;
+}
+
+const h2rpc_metadata *
+h2rpc_server_call_metadata(const h2rpc_server_call *call) {
+  return &call->md_in;
+}
+
+const h2rpc_method *h2rpc_server_call_method(const h2rpc_server_call *call) {
+  return call->entry->method;
+}
+
+h2rpc_code h2rpc_server_call_add_header(h2rpc_server_call *call,
+                                        const char *key, const void *value,
+                                        size_t len) {
+  return h2rpc_metadata_add(&call->headers_out, key, value, len);
+}
+
+h2rpc_code h2rpc_server_call_add_trailer(h2rpc_server_call *call,
+                                         const char *key, const void *value,
+                                         size_t len) {
+  return h2rpc_metadata_add(&call->trailers_out, key, value, len);
+}
+
+h2rpc_code h2rpc_server_call_fail(h2rpc_server_call *call, h2rpc_code code,
+                                  const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  h2rpc_status_setv(&call->status, code, fmt, ap);
+  va_end(ap);
+  return code;
+}
