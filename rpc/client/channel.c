@@ -49,6 +49,12 @@ struct cconn {
 
 struct ccall {
   h2rpc__task task; /* hand-over to the loop thread */
+  /* Cancellation of ctx, from any thread: the watch posts cancel_task. */
+  h2rpc_ctx_watch watch;
+  h2rpc__task cancel_task;
+  int cancel_posted;       /* set by the watch, under the ctx's lock */
+  h2rpc_code cancel_cause;
+  int completed;           /* done has run; cancel_task frees the call */
   h2rpc_channel *ch;
   const h2rpc_method *method;
   h2rpc_ctx *ctx;
@@ -95,6 +101,7 @@ struct h2rpc_channel {
 };
 
 static void connect_now(h2rpc_channel *ch);
+static void abort_call(ccall *c, uint32_t rst_code);
 
 /* ------------------------------------------------------------ call lists */
 
@@ -127,6 +134,15 @@ static void set_local(ccall *c, h2rpc_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+
+static void free_call(ccall *c) {
+  free(c->req);
+  free(c->grpc_message);
+  free(c->local_message);
+  h2rpc__deframer_free(&c->deframer);
+  h2rpc_call_info_reset(&c->own_info);
+  free(c);
+}
 
 /* Records why this side ends the call; the first reason wins. */
 static void set_local(ccall *c, h2rpc_code code, const char *fmt, ...) {
@@ -185,13 +201,36 @@ static void complete(ccall *c, uint32_t h2_error) {
     h2rpc_message_release(c->method->response, c->resp);
     memset(c->resp, 0, c->method->response_size);
   }
+  /* After the stop, the watch callback is not running and never will; if it
+   * already ran, its task is queued and frees the call instead. */
+  h2rpc_ctx_watch_stop(&c->watch);
   c->done(st, c->user_data);
-  free(c->req);
-  free(c->grpc_message);
-  free(c->local_message);
-  h2rpc__deframer_free(&c->deframer);
-  h2rpc_call_info_reset(&c->own_info);
-  free(c);
+  c->completed = 1;
+  if (!c->cancel_posted)
+    free_call(c);
+}
+
+static void on_ctx_done(h2rpc_ctx_watch *w, h2rpc_code cause) {
+  ccall *c = w->user_data;
+  c->cancel_cause = cause;
+  c->cancel_posted = 1;
+  h2rpc__loop_post(&c->ch->loop, &c->cancel_task);
+}
+
+static void cancel_task(h2rpc__task *task) {
+  ccall *c = (ccall *)((char *)task - offsetof(ccall, cancel_task));
+  if (c->completed) {
+    free_call(c);
+    return;
+  }
+  c->cancel_posted = 0; /* complete() may free it now */
+  if (c->cancel_cause == H2RPC_DEADLINE_EXCEEDED)
+    set_local(c, H2RPC_DEADLINE_EXCEEDED, "deadline exceeded upstream");
+  else
+    set_local(c, H2RPC_CANCELLED, "call cancelled");
+  if (c->list == &c->ch->waiting || c->stream_id > 0)
+    abort_call(c, NGHTTP2_CANCEL);
+  /* Otherwise the start task has not run yet; it sees local_code. */
 }
 
 /* Ends a call from this side now, resetting its stream if it has one. */
@@ -271,8 +310,9 @@ static void submit(ccall *c, cconn *cc) {
 /* Starts a call on the loop thread. */
 static void start_on_loop(ccall *c) {
   h2rpc_channel *ch = c->ch;
-  if (ch->closing) {
+  if (ch->closing)
     set_local(c, H2RPC_CANCELLED, "channel is closing");
+  if (c->local_code != H2RPC_OK) { /* closing, or cancelled before start */
     complete(c, NGHTTP2_NO_ERROR);
     return;
   }
@@ -728,7 +768,19 @@ h2rpc_code h2rpc_unary_call_async(h2rpc_channel *ch,
   c->grpc_status = -1;
   h2rpc__deframer_init(&c->deframer, ch->opts.max_recv_message);
   memset(response, 0, method->response_size);
+  c->watch.user_data = c;
   c->task.run = start_task;
+  c->cancel_task.run = cancel_task;
+  /* Watch before handing over: a cancel from now on queues behind the
+   * start task. An ended ctx was refused above, but may end in between. */
+  if (h2rpc_ctx_watch_start(ctx, &c->watch, on_ctx_done, c) != H2RPC_OK) {
+    if (info != NULL)
+      h2rpc_status_set(&info->status, h2rpc_ctx_err(ctx),
+                       "context ended before the call started");
+    h2rpc_code ended_now = h2rpc_ctx_err(ctx);
+    free_call(c);
+    return ended_now;
+  }
   if (h2rpc__loop_on_thread(&ch->loop))
     start_on_loop(c);
   else

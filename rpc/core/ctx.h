@@ -2,6 +2,7 @@
 #ifndef H2RPC_CORE_CTX_H
 #define H2RPC_CORE_CTX_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include "h2rpc/ctx.h"
@@ -10,12 +11,24 @@ struct h2rpc_ctx {
   h2rpc_ctx *parent;
   int64_t deadline_ns; /* own deadline, already clamped to the parent's */
   _Atomic int ended;   /* 0 while live, else CANCELLED or DEADLINE_EXCEEDED */
+  pthread_mutex_t lock; /* guards watchers */
+  h2rpc_ctx_watch *watchers;
+  h2rpc_ctx_watch parent_watch; /* this context's watch on its parent */
 };
 
-/* Sets up an embedded context (e.g. a server call's). Allocates nothing. */
-void h2rpc__ctx_init(h2rpc_ctx *ctx, h2rpc_ctx *parent, int64_t deadline_ns);
+/*
+ * Sets up an embedded context (e.g. a server call's). Allocates nothing.
+ * Returns OK, or the parent's cause when the parent has already ended (the
+ * context is then ended too, and still needs h2rpc__ctx_destroy()).
+ */
+h2rpc_code h2rpc__ctx_init(h2rpc_ctx *ctx, h2rpc_ctx *parent,
+                           int64_t deadline_ns);
 
-/* Ends ctx with `cause` unless it has already ended. Any thread. */
+/* Detaches from the parent and releases the lock. */
+void h2rpc__ctx_destroy(h2rpc_ctx *ctx);
+
+/* Ends ctx with `cause` unless it has already ended, and tells its watchers
+ * (children included). Any thread. */
 void h2rpc__ctx_end(h2rpc_ctx *ctx, h2rpc_code cause);
 
 #endif

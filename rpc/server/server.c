@@ -433,7 +433,8 @@ static void on_request_headers(h2rpc_server_call *call) {
                    ? H2RPC_NO_DEADLINE
                    : now + call->timeout_ns;
   }
-  h2rpc__ctx_init(&call->ctx, NULL, deadline);
+  /* No watch can exist yet (the handler has not run): set it directly. */
+  call->ctx.deadline_ns = deadline;
   if (deadline != H2RPC_NO_DEADLINE) {
     ev_timer_init(&call->deadline_timer, on_deadline,
                   (double)call->timeout_ns / 1e9, 0.);
@@ -451,6 +452,7 @@ static void free_call(h2rpc_server_call *call) {
     free(call->request);
   }
   h2rpc__deframer_free(&call->deframer);
+  h2rpc__ctx_destroy(&call->ctx);
   h2rpc_metadata_reset(&call->md_in);
   h2rpc_metadata_reset(&call->headers_out);
   h2rpc_metadata_reset(&call->trailers_out);
@@ -485,7 +487,7 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
   h2rpc_metadata_init(&call->trailers_out);
   h2rpc_status_init(&call->status);
   h2rpc__deframer_init(&call->deframer, sc->w->srv->opts.max_recv_message);
-  h2rpc__ctx_init(&call->ctx, NULL, H2RPC_NO_DEADLINE);
+  (void)h2rpc__ctx_init(&call->ctx, NULL, H2RPC_NO_DEADLINE);
   call->next = sc->calls;
   if (sc->calls != NULL)
     sc->calls->prev = call;

@@ -68,6 +68,41 @@ H2RPC_EXTERN h2rpc_code h2rpc_ctx_err(const h2rpc_ctx *ctx);
 /* The effective deadline (the earliest along the chain), or H2RPC_NO_DEADLINE. */
 H2RPC_EXTERN int64_t h2rpc_ctx_deadline(const h2rpc_ctx *ctx);
 
+/*
+ * A watch: a callback told when a context is cancelled, explicitly or through
+ * an ancestor, or when an h2rpc server call's context passes its deadline or
+ * its client goes away. (A plain deadline passing on a context you made is not
+ * announced: nothing holds a timer for it. Calls made with that context arm
+ * their own timers; h2rpc_ctx_err() reports it to anyone who asks.)
+ *
+ * Embedded by the caller; fields ending in '_' are private.
+ * The callback runs on the thread that ended the context, while the context's
+ * lock is held: it must be short (set a flag, post to a loop) and must not
+ * start or stop watches on the same context.
+ */
+typedef struct h2rpc_ctx_watch h2rpc_ctx_watch;
+typedef void (*h2rpc_ctx_done_cb)(h2rpc_ctx_watch *watch, h2rpc_code cause);
+struct h2rpc_ctx_watch {
+  h2rpc_ctx_done_cb cb_;
+  void *user_data;      /* free for the watch's owner */
+  h2rpc_ctx *ctx_;
+  h2rpc_ctx_watch *prev_, *next_;
+};
+
+/*
+ * Starts watching ctx. Returns OK (cb runs at most once, later, when ctx
+ * ends) or, when ctx has already ended, its cause (cb never runs). A NULL ctx
+ * never ends: OK, and cb never runs. Any thread.
+ */
+H2RPC_EXTERN h2rpc_code h2rpc_ctx_watch_start(h2rpc_ctx *ctx,
+                                              h2rpc_ctx_watch *watch,
+                                              h2rpc_ctx_done_cb cb,
+                                              void *user_data);
+
+/* Stops a watch. After it returns, the callback is not running and never
+ * will. Idempotent once started. Any thread. */
+H2RPC_EXTERN void h2rpc_ctx_watch_stop(h2rpc_ctx_watch *watch);
+
 /* Frees ctx. Its children must have been freed first. NULL is a no-op. */
 H2RPC_EXTERN void h2rpc_ctx_free(h2rpc_ctx *ctx);
 
