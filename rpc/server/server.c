@@ -62,6 +62,21 @@ typedef struct listener_spec {
 typedef struct worker worker;
 typedef struct sconn sconn;
 
+/*
+ * The optional handler pool: threads that run handlers which may block, so
+ * the loops stay free to read (and to see a client's cancel while a handler
+ * waits on a call of its own). Calls queue here; a finished call goes back to
+ * its loop through the loop's task queue.
+ */
+typedef struct handler_pool {
+  pthread_mutex_t lock;
+  pthread_cond_t wake;
+  h2rpc_server_call *head, *tail; /* calls waiting for a thread */
+  pthread_t *threads;
+  int thread_count;
+  int stopping;
+} handler_pool;
+
 struct h2rpc_server {
   h2rpc_server_options opts;
   method_entry *methods;
@@ -74,6 +89,7 @@ struct h2rpc_server {
   _Atomic int stopped;
   int64_t grace_ms;
   nghttp2_session_callbacks *callbacks;
+  handler_pool pool; /* used when opts.handler_threads > 0 */
 };
 
 struct worker {
@@ -99,7 +115,8 @@ struct sconn {
 };
 
 struct h2rpc_server_call {
-  sconn *sc;
+  sconn *sc;      /* NULL once orphaned: the stream closed under a handler */
+  worker *w;
   int32_t stream_id;
   h2rpc_server_call *prev, *next;
   const method_entry *entry;
@@ -132,6 +149,12 @@ struct h2rpc_server_call {
   uint8_t *resp_buf;
   size_t resp_len, resp_off;
   int responded;
+  /* The handler pool. While in_pool is set the call belongs to a pool thread
+   * (its status, response and outgoing metadata); the loop touches none of
+   * them until done_task runs. */
+  int in_pool;
+  h2rpc_server_call *pool_next;
+  h2rpc__task done_task;
 };
 
 /* ---------------------------------------------------------------- helpers */
@@ -265,6 +288,15 @@ static void fail_call(h2rpc_server_call *call, h2rpc_code code,
                       const char *fmt, ...) {
   if (call->responded)
     return;
+  if (call->in_pool) {
+    /* A pool thread owns the status: cancel instead, and drop its result. */
+    h2rpc__ctx_end(&call->ctx, H2RPC_CANCELLED);
+    call->responded = 1;
+    nghttp2_submit_rst_stream(call->sc->conn.session, NGHTTP2_FLAG_NONE,
+                              call->stream_id, NGHTTP2_CANCEL);
+    h2rpc__conn_kick(&call->sc->conn);
+    return;
+  }
   va_list ap;
   va_start(ap, fmt);
   h2rpc_status_setv(&call->status, code, fmt, ap);
@@ -280,7 +312,13 @@ static void on_deadline(struct ev_loop *ev, ev_timer *w, int revents) {
   (void)revents;
   call->timer_armed = 0;
   h2rpc__ctx_end(&call->ctx, H2RPC_DEADLINE_EXCEEDED);
-  if (!call->responded) {
+  if (call->in_pool) {
+    /* The handler owns the response; it learns of the deadline through its
+     * context. The client is told by the reset. */
+    nghttp2_submit_rst_stream(call->sc->conn.session, NGHTTP2_FLAG_NONE,
+                              call->stream_id, NGHTTP2_CANCEL);
+    h2rpc__conn_kick(&call->sc->conn);
+  } else if (!call->responded) {
     fail_call(call, H2RPC_DEADLINE_EXCEEDED, "deadline exceeded on the server");
     nghttp2_submit_rst_stream(call->sc->conn.session, NGHTTP2_FLAG_NONE,
                               call->stream_id, NGHTTP2_CANCEL);
@@ -289,17 +327,15 @@ static void on_deadline(struct ev_loop *ev, ev_timer *w, int revents) {
 
 /* ------------------------------------------------------------ the request */
 
-static void run_handler(h2rpc_server_call *call) {
+/*
+ * Runs the handler and encodes its response into call->resp_buf, setting
+ * call->status. Loop thread, or a pool thread while call->in_pool.
+ */
+static void invoke_handler(h2rpc_server_call *call) {
   const method_entry *e = call->entry;
-  h2rpc_code ended = h2rpc_ctx_err(&call->ctx);
-  if (ended != H2RPC_OK) {
-    fail_call(call, ended, "%s before the handler ran",
-              ended == H2RPC_CANCELLED ? "cancelled" : "deadline exceeded");
-    return;
-  }
   void *response = calloc(1, e->method->response_size);
   if (response == NULL) {
-    fail_call(call, H2RPC_RESOURCE_EXHAUSTED, "out of memory");
+    h2rpc_status_set(&call->status, H2RPC_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
   h2rpc_code code =
@@ -323,7 +359,68 @@ static void run_handler(h2rpc_server_call *call) {
   }
   h2rpc_message_release(e->method->response, response);
   free(response);
-  respond(call, 200);
+}
+
+static void free_call(h2rpc_server_call *call);
+
+/* Back on the loop after a pool thread ran the handler. */
+static void pool_done_task(h2rpc__task *task) {
+  h2rpc_server_call *call =
+      (h2rpc_server_call *)((char *)task - offsetof(h2rpc_server_call,
+                                                    done_task));
+  call->in_pool = 0;
+  if (call->sc == NULL) {
+    free_call(call); /* the stream closed meanwhile */
+    return;
+  }
+  respond(call, 200); /* a no-op when the call was cancelled meanwhile */
+}
+
+static void *pool_main(void *arg) {
+  handler_pool *pool = arg;
+  pthread_mutex_lock(&pool->lock);
+  for (;;) {
+    while (pool->head == NULL && !pool->stopping)
+      pthread_cond_wait(&pool->wake, &pool->lock);
+    if (pool->head == NULL)
+      break; /* stopping and nothing left */
+    h2rpc_server_call *call = pool->head;
+    pool->head = call->pool_next;
+    if (pool->head == NULL)
+      pool->tail = NULL;
+    pthread_mutex_unlock(&pool->lock);
+    invoke_handler(call);
+    h2rpc__loop_post(&call->w->loop, &call->done_task);
+    pthread_mutex_lock(&pool->lock);
+  }
+  pthread_mutex_unlock(&pool->lock);
+  return NULL;
+}
+
+static void run_handler(h2rpc_server_call *call) {
+  h2rpc_code ended = h2rpc_ctx_err(&call->ctx);
+  if (ended != H2RPC_OK) {
+    fail_call(call, ended, "%s before the handler ran",
+              ended == H2RPC_CANCELLED ? "cancelled" : "deadline exceeded");
+    return;
+  }
+  handler_pool *pool = &call->w->srv->pool;
+  if (pool->thread_count == 0) {
+    invoke_handler(call);
+    respond(call, 200);
+    return;
+  }
+  call->in_pool = 1;
+  call->done_task.run = pool_done_task;
+  call->pool_next = NULL;
+  pthread_mutex_lock(&pool->lock);
+  if (pool->tail != NULL)
+    pool->tail->pool_next = call;
+  else
+    pool->head = call;
+  pool->tail = call;
+  pthread_cond_signal(&pool->wake);
+  pthread_mutex_unlock(&pool->lock);
 }
 
 static h2rpc_code on_request_message(void *user_data, int compressed,
@@ -444,9 +541,27 @@ static void on_request_headers(h2rpc_server_call *call) {
   }
 }
 
+/* Takes the call off its connection: the stream is gone. A call a pool
+ * thread still runs is freed when it comes back; others now. */
+static void release_call(h2rpc_server_call *call) {
+  sconn *sc = call->sc;
+  if (call->prev != NULL)
+    call->prev->next = call->next;
+  else
+    sc->calls = call->next;
+  if (call->next != NULL)
+    call->next->prev = call->prev;
+  call->prev = call->next = NULL;
+  call->sc = NULL;
+  if (call->timer_armed) {
+    ev_timer_stop(call->w->ev, &call->deadline_timer);
+    call->timer_armed = 0;
+  }
+  if (!call->in_pool)
+    free_call(call);
+}
+
 static void free_call(h2rpc_server_call *call) {
-  if (call->timer_armed)
-    ev_timer_stop(call->sc->w->ev, &call->deadline_timer);
   if (call->request != NULL) {
     h2rpc_message_release(call->entry->method->request, call->request);
     free(call->request);
@@ -458,13 +573,6 @@ static void free_call(h2rpc_server_call *call) {
   h2rpc_metadata_reset(&call->trailers_out);
   h2rpc_status_reset(&call->status);
   free(call->resp_buf);
-  sconn *sc = call->sc;
-  if (call->prev != NULL)
-    call->prev->next = call->next;
-  else
-    sc->calls = call->next;
-  if (call->next != NULL)
-    call->next->prev = call->prev;
   free(call);
 }
 
@@ -480,6 +588,7 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
   if (call == NULL)
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
   call->sc = sc;
+  call->w = sc->w;
   call->stream_id = frame->hd.stream_id;
   call->timeout_ns = -1;
   h2rpc_metadata_init(&call->md_in);
@@ -621,7 +730,7 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id,
   if (!call->responded)
     h2rpc__ctx_end(&call->ctx, H2RPC_CANCELLED);
   nghttp2_session_set_stream_user_data(session, stream_id, NULL);
-  free_call(call);
+  release_call(call);
   return 0;
 }
 
@@ -645,7 +754,7 @@ static void sconn_on_close(h2rpc__conn *c, const char *why) {
 static void sconn_on_free(h2rpc__conn *c) {
   sconn *sc = conn_of(c);
   while (sc->calls != NULL)
-    free_call(sc->calls);
+    release_call(sc->calls);
   free(sc);
 }
 
@@ -761,6 +870,7 @@ static void *worker_main(void *arg) {
 
 void h2rpc_server_options_init(h2rpc_server_options *opts) {
   opts->threads = 1;
+  opts->handler_threads = 0;
   opts->max_recv_message = 4u * 1024u * 1024u;
   opts->max_concurrent_streams = 1000;
 }
@@ -771,12 +881,16 @@ h2rpc_code h2rpc_server_new(h2rpc_server **out,
   h2rpc_server_options_init(&defaults);
   if (opts == NULL)
     opts = &defaults;
-  if (opts->threads < 1 || opts->threads > 256 || opts->max_recv_message == 0)
+  if (opts->threads < 1 || opts->threads > 256 ||
+      opts->handler_threads < 0 || opts->handler_threads > 1024 ||
+      opts->max_recv_message == 0)
     return H2RPC_INVALID_ARGUMENT;
   h2rpc_server *srv = calloc(1, sizeof(*srv));
   if (srv == NULL)
     return H2RPC_RESOURCE_EXHAUSTED;
   srv->opts = *opts;
+  pthread_mutex_init(&srv->pool.lock, NULL);
+  pthread_cond_init(&srv->pool.wake, NULL);
   if (nghttp2_session_callbacks_new(&srv->callbacks) != 0) {
     free(srv);
     return H2RPC_RESOURCE_EXHAUSTED;
@@ -907,6 +1021,19 @@ h2rpc_code h2rpc_server_start(h2rpc_server *srv) {
     return H2RPC_RESOURCE_EXHAUSTED;
   srv->worker_count = srv->opts.threads;
   srv->started = 1;
+  handler_pool *pool = &srv->pool;
+  if (srv->opts.handler_threads > 0) {
+    pool->threads = calloc((size_t)srv->opts.handler_threads, sizeof(pthread_t));
+    if (pool->threads == NULL)
+      return H2RPC_RESOURCE_EXHAUSTED;
+    for (int i = 0; i < srv->opts.handler_threads; i++) {
+      if (pthread_create(&pool->threads[i], NULL, pool_main, pool) != 0) {
+        h2rpc_server_stop(srv, 0);
+        return H2RPC_RESOURCE_EXHAUSTED;
+      }
+      pool->thread_count++;
+    }
+  }
   for (int i = 0; i < srv->worker_count; i++) {
     worker *w = &srv->workers[i];
     h2rpc_code rc = worker_setup(srv, w, i);
@@ -940,6 +1067,19 @@ void h2rpc_server_stop(h2rpc_server *srv, int64_t grace_ms) {
       w->thread_started = 0;
     }
   }
+  /* The loops are gone; handlers still running have seen their contexts
+   * cancelled. Wait for them, then free what they hand back. */
+  handler_pool *pool = &srv->pool;
+  pthread_mutex_lock(&pool->lock);
+  pool->stopping = 1;
+  pthread_cond_broadcast(&pool->wake);
+  pthread_mutex_unlock(&pool->lock);
+  for (int i = 0; i < pool->thread_count; i++)
+    pthread_join(pool->threads[i], NULL);
+  pool->thread_count = 0;
+  for (int i = 0; i < srv->worker_count; i++)
+    if (srv->workers[i].ev != NULL)
+      h2rpc__loop_drain(&srv->workers[i].loop);
 }
 
 void h2rpc_server_free(h2rpc_server *srv) {
@@ -965,6 +1105,9 @@ void h2rpc_server_free(h2rpc_server *srv) {
     if (srv->listeners[i].fd >= 0)
       close(srv->listeners[i].fd);
   free(srv->workers);
+  free(srv->pool.threads);
+  pthread_mutex_destroy(&srv->pool.lock);
+  pthread_cond_destroy(&srv->pool.wake);
   free(srv->listeners);
   free(srv->methods);
   nghttp2_session_callbacks_del(srv->callbacks);

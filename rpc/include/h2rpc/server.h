@@ -4,7 +4,9 @@
  * A server listens on one or more addresses and runs N loop threads; each
  * accepted connection lives on one loop (SO_REUSEPORT spreads connections).
  * Handlers run on the loop thread of their connection and must not block for
- * long: other calls on that loop wait meanwhile.
+ * long (other calls on that loop wait meanwhile), unless the server has a
+ * handler pool (options.handler_threads): then they run on its threads and
+ * may block.
  *
  * Lifecycle: h2rpc_server_new → add listeners → register services →
  * h2rpc_server_start → ... → h2rpc_server_stop → h2rpc_server_free.
@@ -36,6 +38,10 @@ typedef struct h2rpc_server_call h2rpc_server_call;
  */
 typedef struct h2rpc_server_options {
   int threads;                  /* loop threads; default 1 */
+  /* Threads that run handlers, which may then block (e.g. on calls of their
+   * own, made with the handler's context as parent). 0 (the default): handlers
+   * run on the loop thread and must not block. */
+  int handler_threads;
   size_t max_recv_message;      /* default H2RPC_DEFAULT_MAX_RECV_MESSAGE */
   uint32_t max_concurrent_streams; /* per connection; default 1000 */
 } h2rpc_server_options;
@@ -106,7 +112,7 @@ H2RPC_EXTERN void h2rpc_server_stop(h2rpc_server *srv, int64_t grace_ms);
 /* Frees a stopped (or never started) server. NULL is a no-op. */
 H2RPC_EXTERN void h2rpc_server_free(h2rpc_server *srv);
 
-/* --- inside a handler (loop thread, during the handler) --- */
+/* --- inside a handler (the handler's thread, during the handler) --- */
 
 /* The call's context: its deadline comes from the client's grpc-timeout. */
 H2RPC_EXTERN h2rpc_ctx *h2rpc_server_call_ctx(h2rpc_server_call *call);
