@@ -7,6 +7,7 @@
  *   RESULT code=<status> start_ns=<CLOCK_MONOTONIC> end_ns=<...>
  *          cancel_ns=<when it cancelled, or 0> message=<status message>
  */
+#define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <stdio.h>
 #include <time.h>

@@ -13,6 +13,7 @@
  *         at_ns=<CLOCK_MONOTONIC ns>
  *         ctx_ended_at_ns=<when the context ended, or 0> work=<done|stopped>
  */
+#define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>

@@ -34,7 +34,7 @@ static void fail(const char *fmt, ...) {
 }
 
 static int all_zero(const h2rpc_bytes *b) {
-  for (size_t i = 0; i < b->size; i++)
+  for (size_t i = 0; i < h2rpc_bytes_size(b); i++)
     if (b->data[i] != 0)
       return 0;
   return 1;
@@ -82,9 +82,9 @@ static void large_unary_with(h2rpc_channel *ch, const h2rpc_metadata *md,
       grpc_testing_TestService_UnaryCall(ch, NULL, &req, &resp, info);
   expect_code("UnaryCall", rc, info, H2RPC_OK);
   if (rc == H2RPC_OK) {
-    if (!resp.has_payload || resp.payload.body.size != 314159)
+    if (!resp.has_payload || h2rpc_bytes_size(&resp.payload.body) != 314159)
       fail("response payload is %zu bytes, want 314159",
-           resp.has_payload ? resp.payload.body.size : 0);
+           resp.has_payload ? h2rpc_bytes_size(&resp.payload.body) : 0);
     else if (!all_zero(&resp.payload.body))
       fail("response payload is not all zeros");
   }

@@ -11,14 +11,28 @@
 #include "core/pb.h"
 #include "wire/frame.h"
 
+#define OWNED ((uintptr_t)1)
+
+size_t h2rpc_bytes_size(const h2rpc_bytes *b) {
+  return (size_t)((uintptr_t)b->size_owned_ >> 1);
+}
+
+static void bytes_assign(h2rpc_bytes *b, uint8_t *data, size_t size,
+                         int owned) {
+  h2rpc_bytes_free(b);
+  b->data = data;
+  b->size_owned_ = (void *)((uintptr_t)size << 1 | (owned ? OWNED : 0));
+}
+
 bool h2rpc_pb_bytes_field(pb_istream_t *istream, pb_ostream_t *ostream,
                           const pb_field_t *field) {
   h2rpc_bytes *b = field->pData;
   if (ostream != NULL) {
-    if (b->size == 0)
+    size_t size = h2rpc_bytes_size(b);
+    if (size == 0)
       return true; /* proto3: an empty field is not sent */
     return pb_encode_tag_for_field(ostream, field) &&
-           pb_encode_string(ostream, b->data, b->size);
+           pb_encode_string(ostream, b->data, size);
   }
   if (istream == NULL)
     return true;
@@ -32,26 +46,26 @@ bool h2rpc_pb_bytes_field(pb_istream_t *istream, pb_ostream_t *ostream,
     free(data);
     return false;
   }
-  h2rpc_bytes_free(b); /* a repeated occurrence replaces the earlier one */
-  b->data = data;
-  b->allocated_ = data;
-  b->size = len;
+  /* A repeated occurrence replaces the earlier one. */
+  bytes_assign(b, data, len, 1);
   return true;
 }
 
 void h2rpc_bytes_set(h2rpc_bytes *b, const void *data, size_t size) {
-  h2rpc_bytes_free(b);
-  b->data = (uint8_t *)(uintptr_t)data;
-  b->size = size;
+  bytes_assign(b, (uint8_t *)(uintptr_t)data, size, 0);
+}
+
+void h2rpc_bytes_take(h2rpc_bytes *b, void *data, size_t size) {
+  bytes_assign(b, data, size, 1);
 }
 
 void h2rpc_bytes_free(h2rpc_bytes *b) {
   if (b == NULL)
     return;
-  free(b->allocated_);
+  if ((uintptr_t)b->size_owned_ & OWNED)
+    free(b->data);
   b->data = NULL;
-  b->allocated_ = NULL;
-  b->size = 0;
+  b->size_owned_ = NULL;
 }
 
 static void release_bytes(const pb_msgdesc_t *desc, void *msg);

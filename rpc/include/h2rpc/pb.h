@@ -14,8 +14,9 @@
  *
  * The field then appears in the message struct as an h2rpc_bytes. Decoding
  * allocates exactly the field's length (which the receive limit already
- * bounds); encoding writes `size` bytes from `data`. Release decoded data with
- * h2rpc_bytes_free(), or pb_release()-style with h2rpc_message_release().
+ * bounds); encoding writes h2rpc_bytes_size() bytes from `data`. Release
+ * decoded data with h2rpc_bytes_free(), or for a whole message with
+ * h2rpc_message_release().
  * This header includes only <pb.h> so nanopb's generated headers can use it.
  */
 #ifndef H2RPC_PB_H
@@ -32,27 +33,46 @@ extern "C" {
 #endif
 
 /*
- * The layout starts like nanopb's pb_callback_t (a one-pointer union, then a
- * pointer) so nanopb's generated initializers `{{NULL}, NULL}` fit it.
+ * A bytes field of any size. Read the bytes through `data` and
+ * h2rpc_bytes_size(); set them with h2rpc_bytes_set() (borrowed) or
+ * h2rpc_bytes_take() (owned).
+ *
+ * The layout is two members, a one-pointer union and a pointer, like nanopb's
+ * pb_callback_t, so nanopb's generated initializers `{{NULL}, NULL}` fit it
+ * exactly (no missing-initializer or missing-braces warnings in user code).
+ * The second member packs the size with an "owned" bit (an integer carried
+ * in a pointer: bit-preserving with gcc and clang); use the functions, not
+ * the field.
  */
 typedef struct h2rpc_bytes {
   union {
-    uint8_t *data; /* the bytes; owned when allocated_ is set */
+    uint8_t *data;
   };
-  void *allocated_; /* the decoder's allocation, freed by h2rpc_bytes_free */
-  size_t size;
+  void *size_owned_; /* (size << 1 | owned), NULL when empty */
 } h2rpc_bytes;
+
+/* The number of bytes. */
+H2RPC_EXTERN size_t h2rpc_bytes_size(const h2rpc_bytes *b);
 
 /* nanopb's message-level callback for h2rpc_bytes fields (see above). */
 H2RPC_EXTERN bool h2rpc_pb_bytes_field(pb_istream_t *istream,
                                        pb_ostream_t *ostream,
                                        const pb_field_t *field);
 
-/* Points b at caller-owned data for encoding. Nothing is copied. */
+/*
+ * Points b at data the caller keeps owning (it must outlive the encode).
+ * Nothing is copied. What b held before is released first.
+ */
 H2RPC_EXTERN void h2rpc_bytes_set(h2rpc_bytes *b, const void *data,
                                   size_t size);
 
-/* Frees data the decoder allocated and clears b. NULL is a no-op. */
+/*
+ * Gives b malloc'd data to own: it is freed with the message (or by
+ * h2rpc_bytes_free). What b held before is released first.
+ */
+H2RPC_EXTERN void h2rpc_bytes_take(h2rpc_bytes *b, void *data, size_t size);
+
+/* Frees data b owns (decoded or taken) and empties b. NULL is a no-op. */
 H2RPC_EXTERN void h2rpc_bytes_free(h2rpc_bytes *b);
 
 /*
