@@ -9,7 +9,7 @@
 # files are passed to nanopb (for example to mark fields over 64 KiB as
 # h2rpc_bytes, see docs/codegen.md).
 #
-# Needs: nanopb_generator, protoc, and the h2rpc::protoc-gen-h2rpc executable
+# Needs: protoc, nanopb's protoc-gen-nanopb, and the h2rpc::protoc-gen-h2rpc executable
 # target (defined by h2rpc's own build and by its installed package).
 
 function(h2rpc_generate target)
@@ -33,7 +33,7 @@ function(h2rpc_generate target)
   set(option_deps "")
   foreach(opt IN LISTS ARG_NANOPB_OPTIONS)
     get_filename_component(opt_abs ${opt} ABSOLUTE)
-    list(APPEND option_flags "-f${opt_abs}")
+    list(APPEND option_flags "--nanopb_opt=-f${opt_abs}")
     list(APPEND option_deps ${opt_abs})
   endforeach()
 
@@ -53,9 +53,12 @@ function(h2rpc_generate target)
              ${ARG_OUT_DIR}/${stem}.h2rpc.c ${ARG_OUT_DIR}/${stem}.h2rpc.h)
     add_custom_command(
       OUTPUT ${outs}
-      COMMAND ${NANOPB_GENERATOR} -q ${include_flags} ${option_flags}
-              -D ${ARG_OUT_DIR} ${proto_abs}
+      # One protoc run, both plugins. nanopb runs as a protoc plugin rather
+      # than through nanopb_generator.py, whose bundled protoc is too old
+      # for proto3 `optional`.
       COMMAND ${PROTOC} ${include_flags}
+              --plugin=protoc-gen-nanopb=${NANOPB_PLUGIN}
+              --nanopb_opt=-q ${option_flags} --nanopb_out=${ARG_OUT_DIR}
               --plugin=protoc-gen-h2rpc=$<TARGET_FILE:h2rpc::protoc-gen-h2rpc>
               --h2rpc_out=${ARG_OUT_DIR} ${proto_abs}
       DEPENDS ${proto_abs} ${option_deps} h2rpc::protoc-gen-h2rpc
