@@ -8,9 +8,11 @@
  * "PORT <n>" on stdout, so a test can start it on a free port. SIGTERM or
  * SIGINT stops it gracefully (exit 0).
  */
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "flags.h"
 #include "grpc/testing/test.h2rpc.h"
@@ -66,6 +68,95 @@ static h2rpc_code unary_call(h2rpc_server_call *call,
   return H2RPC_OK;
 }
 
+/* Waits interval_us, or less when the call's context ends first. */
+static void pause_us(h2rpc_ctx *ctx, int32_t interval_us) {
+  int64_t until = h2rpc_now_ns() + (int64_t)interval_us * 1000;
+  while (interval_us > 0 && h2rpc_ctx_err(ctx) == H2RPC_OK) {
+    int64_t left = until - h2rpc_now_ns();
+    if (left <= 0)
+      break;
+    /* Short naps keep a cancelled call from lingering (the interop server
+     * only pauses for the suite's few-millisecond intervals). */
+    struct timespec ts = {0, left < 10000000 ? (long)left : 10000000L};
+    nanosleep(&ts, NULL);
+  }
+}
+
+/* Sends one StreamingOutputCallResponse per response parameter. */
+static h2rpc_code send_responses(h2rpc_server_stream *stream,
+                                 const grpc_testing_StreamingOutputCallRequest
+                                     *req) {
+  h2rpc_ctx *ctx = h2rpc_server_call_ctx(h2rpc_server_stream_call(stream));
+  for (pb_size_t i = 0; i < req->response_parameters_count; i++) {
+    const grpc_testing_ResponseParameters *p = &req->response_parameters[i];
+    if (p->size < 0 || p->size > MAX_PAYLOAD)
+      return H2RPC_INVALID_ARGUMENT;
+    pause_us(ctx, p->interval_us);
+    grpc_testing_StreamingOutputCallResponse resp =
+        grpc_testing_StreamingOutputCallResponse_init_zero;
+    resp.has_payload = true;
+    h2rpc_bytes_set(&resp.payload.body, zeros, (size_t)p->size);
+    h2rpc_code rc = h2rpc_server_stream_send(stream, &resp);
+    if (rc != H2RPC_OK)
+      return rc;
+  }
+  return H2RPC_OK;
+}
+
+static h2rpc_code streaming_output_call(h2rpc_server_stream *stream,
+                                        void *user_data) {
+  (void)user_data;
+  h2rpc_server_call *call = h2rpc_server_stream_call(stream);
+  if (echo_metadata(call) != H2RPC_OK)
+    return H2RPC_INTERNAL;
+  grpc_testing_StreamingOutputCallRequest req;
+  if (!h2rpc_server_stream_recv(stream, &req))
+    return h2rpc_server_call_fail(call, H2RPC_INVALID_ARGUMENT,
+                                  "no request message");
+  h2rpc_code rc = send_responses(stream, &req);
+  h2rpc_message_release(grpc_testing_StreamingOutputCallRequest_fields, &req);
+  return rc;
+}
+
+static h2rpc_code streaming_input_call(h2rpc_server_stream *stream,
+                                       void *user_data) {
+  (void)stream;
+  (void)user_data;
+  /* The aggregate is the answer; a client-streaming method has one
+   * response, sent as the single message of the stream. */
+  grpc_testing_StreamingInputCallRequest req;
+  int64_t total = 0;
+  while (h2rpc_server_stream_recv(stream, &req)) {
+    total += (int64_t)h2rpc_bytes_size(&req.payload.body);
+    h2rpc_message_release(grpc_testing_StreamingInputCallRequest_fields, &req);
+  }
+  grpc_testing_StreamingInputCallResponse resp =
+      grpc_testing_StreamingInputCallResponse_init_zero;
+  resp.aggregated_payload_size = (int32_t)total;
+  return h2rpc_server_stream_send(stream, &resp);
+}
+
+static h2rpc_code full_duplex_call(h2rpc_server_stream *stream,
+                                   void *user_data) {
+  (void)user_data;
+  h2rpc_server_call *call = h2rpc_server_stream_call(stream);
+  if (echo_metadata(call) != H2RPC_OK)
+    return H2RPC_INTERNAL;
+  grpc_testing_StreamingOutputCallRequest req;
+  h2rpc_code rc = H2RPC_OK;
+  while (rc == H2RPC_OK && h2rpc_server_stream_recv(stream, &req)) {
+    if (req.has_response_status && req.response_status.code != 0)
+      rc = h2rpc_server_call_fail(
+          call, (h2rpc_code)req.response_status.code, "%s",
+          req.response_status.message ? req.response_status.message : "");
+    else
+      rc = send_responses(stream, &req);
+    h2rpc_message_release(grpc_testing_StreamingOutputCallRequest_fields,
+                          &req);
+  }
+  return rc;
+}
+
 int main(int argc, char **argv) {
   const char *port = "10000";
   const char *use_tls = "false";
@@ -96,6 +187,8 @@ int main(int argc, char **argv) {
   h2rpc_server_options opts;
   h2rpc_server_options_init(&opts);
   opts.threads = (int)threads_n;
+  /* Streaming handlers block in recv/send: they run on a handler pool. */
+  opts.handler_threads = 16;
   h2rpc_server *srv;
   if (h2rpc_server_new(&srv, &opts) != H2RPC_OK)
     return 1;
@@ -113,6 +206,9 @@ int main(int argc, char **argv) {
   handlers.EmptyCall = empty_call;
   handlers.UnaryCall = unary_call;
   handlers.CacheableUnaryCall = unary_call;
+  handlers.StreamingOutputCall = streaming_output_call;
+  handlers.StreamingInputCall = streaming_input_call;
+  handlers.FullDuplexCall = full_duplex_call;
   if (grpc_testing_TestService_register(srv, &handlers, NULL) != H2RPC_OK ||
       h2rpc_server_start(srv) != H2RPC_OK) {
     fprintf(stderr, "interop_server: cannot start\n");

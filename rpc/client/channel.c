@@ -10,6 +10,7 @@
  */
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 #include "transport/conn.h"
 #include "transport/headers.h"
 #include "transport/loop.h"
+#include "transport/pipe.h"
 #include "wire/codec.h"
 #include "wire/frame.h"
 #include "wire/timeout.h"
@@ -79,6 +81,14 @@ struct ccall {
   char *grpc_message;
   h2rpc_code local_code; /* set when this side ends the call */
   char *local_message;
+  /* Streaming calls only. The user thread and the loop share `pipe`; the call
+   * is freed once both are done with it: the loop has completed it and the
+   * user has released it (h2rpc_stream_free, through free_task). */
+  int is_stream;
+  h2rpc__pipe pipe;
+  h2rpc__task free_task;
+  int user_released;
+  _Atomic int user_cancel; /* a code the user asked to end the call with */
 };
 
 struct h2rpc_channel {
@@ -136,12 +146,21 @@ static void set_local(ccall *c, h2rpc_code code, const char *fmt, ...)
     ;
 
 static void free_call(ccall *c) {
+  if (c->is_stream)
+    h2rpc__pipe_destroy(&c->pipe);
   free(c->req);
   free(c->grpc_message);
   free(c->local_message);
   h2rpc__deframer_free(&c->deframer);
   h2rpc_call_info_reset(&c->own_info);
   free(c);
+}
+
+/* Frees the call once nothing refers to it any more: completed, no cancel
+ * task queued, and for a stream, released by its user. Loop thread. */
+static void maybe_free(ccall *c) {
+  if (c->completed && !c->cancel_posted && (!c->is_stream || c->user_released))
+    free_call(c);
 }
 
 /* Records why this side ends the call; the first reason wins. */
@@ -182,7 +201,7 @@ static void complete(ccall *c, uint32_t h2_error) {
       h2rpc_status_set(st, code, "%s", c->grpc_message);
     else
       h2rpc_status_set(st, code, NULL);
-    if (code == H2RPC_OK && !c->got_message)
+    if (code == H2RPC_OK && !c->got_message && !c->is_stream)
       h2rpc_status_set(st, H2RPC_INTERNAL,
                        "server returned OK without a response message");
   } else if (h2_error != NGHTTP2_NO_ERROR) {
@@ -204,10 +223,12 @@ static void complete(ccall *c, uint32_t h2_error) {
   /* After the stop, the watch callback is not running and never will; if it
    * already ran, its task is queued and frees the call instead. */
   h2rpc_ctx_watch_stop(&c->watch);
-  c->done(st, c->user_data);
   c->completed = 1;
-  if (!c->cancel_posted)
-    free_call(c);
+  if (c->is_stream)
+    h2rpc__pipe_end(&c->pipe, st->code); /* wakes the user thread */
+  else
+    c->done(st, c->user_data);
+  maybe_free(c);
 }
 
 static void on_ctx_done(h2rpc_ctx_watch *w, h2rpc_code cause) {
@@ -219,11 +240,11 @@ static void on_ctx_done(h2rpc_ctx_watch *w, h2rpc_code cause) {
 
 static void cancel_task(h2rpc__task *task) {
   ccall *c = (ccall *)((char *)task - offsetof(ccall, cancel_task));
+  c->cancel_posted = 0; /* complete() may free it now */
   if (c->completed) {
-    free_call(c);
+    maybe_free(c);
     return;
   }
-  c->cancel_posted = 0; /* complete() may free it now */
   if (c->cancel_cause == H2RPC_DEADLINE_EXCEEDED)
     set_local(c, H2RPC_DEADLINE_EXCEEDED, "deadline exceeded upstream");
   else
@@ -262,6 +283,15 @@ static ssize_t read_request(nghttp2_session *session, int32_t stream_id,
   (void)session;
   (void)stream_id;
   (void)user_data;
+  if (c->is_stream) {
+    int eof, deferred;
+    size_t n = h2rpc__pipe_take_out(&c->pipe, buf, length, &eof, &deferred);
+    if (deferred)
+      return NGHTTP2_ERR_DEFERRED; /* resumed by stream_wake */
+    if (eof)
+      *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+    return (ssize_t)n;
+  }
   size_t left = c->req_len - c->req_off;
   size_t n = left < length ? left : length;
   memcpy(buf, c->req + c->req_off, n);
@@ -347,6 +377,15 @@ static h2rpc_code on_response_message(void *user_data, int compressed,
               "negotiated");
     return H2RPC_INTERNAL;
   }
+  if (c->is_stream) {
+    /* Decoded by the user thread in h2rpc_stream_recv. */
+    c->got_message = 1;
+    if (h2rpc__pipe_put_in(&c->pipe, data, len) != H2RPC_OK) {
+      set_local(c, H2RPC_RESOURCE_EXHAUSTED, "out of memory");
+      return H2RPC_RESOURCE_EXHAUSTED;
+    }
+    return H2RPC_OK;
+  }
   if (c->got_message) {
     set_local(c, H2RPC_INTERNAL,
               "server sent more than one message for unary %s",
@@ -422,6 +461,13 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags,
   (void)flags;
   (void)user_data;
   ccall *c = nghttp2_session_get_stream_user_data(session, stream_id);
+  /* Window goes back to the server as data is taken, except while the user
+   * of a stream lags behind (see transport/pipe.h). */
+  size_t give = len;
+  if (c != NULL && c->is_stream && c->local_code == H2RPC_OK)
+    give = h2rpc__pipe_received(&c->pipe, len);
+  if (give > 0)
+    nghttp2_session_consume(session, stream_id, give);
   if (c == NULL || c->local_code != H2RPC_OK)
     return 0;
   const char *why = NULL;
@@ -480,7 +526,16 @@ static cconn *cconn_of(h2rpc__conn *c) {
 static void cconn_on_connected(h2rpc__conn *conn) {
   cconn *cc = cconn_of(conn);
   h2rpc_channel *ch = cc->ch;
-  if (nghttp2_session_client_new(&conn->session, ch->callbacks, cc) != 0) {
+  /* Window updates are ours to send (nghttp2_session_consume): streams
+   * give window back only as their user reads. */
+  nghttp2_option *opt = NULL;
+  int rv = nghttp2_option_new(&opt);
+  if (rv == 0) {
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+    rv = nghttp2_session_client_new2(&conn->session, ch->callbacks, cc, opt);
+    nghttp2_option_del(opt);
+  }
+  if (rv != 0) {
     h2rpc__conn_close(conn, "out of memory creating the HTTP/2 session");
     return;
   }
@@ -708,6 +763,76 @@ void h2rpc_call_info_reset(h2rpc_call_info *info) {
   h2rpc_metadata_reset(&info->trailers);
 }
 
+/*
+ * The checks every call starts with. Resets info's outputs; refuses a
+ * context that has already ended (no I/O) and a method of the wrong kind.
+ */
+static h2rpc_code call_precheck(h2rpc_channel *ch, const h2rpc_method *method,
+                                h2rpc_ctx *ctx, h2rpc_call_info *info,
+                                int want_stream) {
+  if (info != NULL) {
+    h2rpc_status_reset(&info->status);
+    h2rpc_metadata_reset(&info->headers);
+    h2rpc_metadata_reset(&info->trailers);
+  }
+  if ((method->kind != H2RPC_UNARY) != want_stream) {
+    if (info != NULL)
+      h2rpc_status_set(&info->status, H2RPC_INVALID_ARGUMENT,
+                       "%s is %s method", method->path,
+                       want_stream ? "a unary" : "a streaming");
+    return H2RPC_INVALID_ARGUMENT;
+  }
+  h2rpc_code ended = h2rpc_ctx_err(ctx);
+  if (ended != H2RPC_OK && info != NULL)
+    h2rpc_status_set(&info->status, ended,
+                     "context ended before the call started");
+  (void)ch;
+  return ended;
+}
+
+/* A new call object, not yet started. NULL when memory runs out. */
+static ccall *call_new(h2rpc_channel *ch, const h2rpc_method *method,
+                       h2rpc_ctx *ctx, h2rpc_call_info *info) {
+  ccall *c = calloc(1, sizeof(*c));
+  if (c == NULL)
+    return NULL;
+  int64_t deadline = h2rpc_ctx_deadline(ctx);
+  if (deadline == H2RPC_NO_DEADLINE && ch->opts.default_timeout_ms > 0)
+    deadline = h2rpc_now_ns() + ch->opts.default_timeout_ms * 1000000;
+  c->ch = ch;
+  c->method = method;
+  c->ctx = ctx;
+  h2rpc_call_info_init(&c->own_info);
+  c->info = info != NULL ? info : &c->own_info;
+  c->deadline_ns = deadline;
+  c->grpc_status = -1;
+  h2rpc__deframer_init(&c->deframer, ch->opts.max_recv_message);
+  c->task.run = start_task;
+  c->cancel_task.run = cancel_task;
+  return c;
+}
+
+/*
+ * Hands a new call to its loop. Watches ctx first, so a cancel from now on
+ * queues behind the start task. On error the call is freed and the code
+ * returned (the context ended in between).
+ */
+static h2rpc_code call_launch(ccall *c) {
+  if (h2rpc_ctx_watch_start(c->ctx, &c->watch, on_ctx_done, c) != H2RPC_OK) {
+    h2rpc_code ended = h2rpc_ctx_err(c->ctx);
+    if (c->info != &c->own_info)
+      h2rpc_status_set(&c->info->status, ended,
+                       "context ended before the call started");
+    free_call(c);
+    return ended;
+  }
+  if (h2rpc__loop_on_thread(&c->ch->loop))
+    start_on_loop(c);
+  else
+    h2rpc__loop_post(&c->ch->loop, &c->task);
+  return H2RPC_OK;
+}
+
 h2rpc_code h2rpc_unary_call_async(h2rpc_channel *ch,
                                   const h2rpc_method *method, h2rpc_ctx *ctx,
                                   const void *request, void *response,
@@ -716,34 +841,15 @@ h2rpc_code h2rpc_unary_call_async(h2rpc_channel *ch,
   if (ch == NULL || method == NULL || request == NULL || response == NULL ||
       done == NULL)
     return H2RPC_INVALID_ARGUMENT;
-  if (info != NULL) {
-    h2rpc_status_reset(&info->status);
-    h2rpc_metadata_reset(&info->headers);
-    h2rpc_metadata_reset(&info->trailers);
-  }
-  if (method->kind != H2RPC_UNARY) {
-    if (info != NULL)
-      h2rpc_status_set(&info->status, H2RPC_INVALID_ARGUMENT,
-                       "%s is a streaming method", method->path);
-    return H2RPC_INVALID_ARGUMENT;
-  }
-  /* A context that has already ended fails at once, without I/O. */
-  h2rpc_code ended = h2rpc_ctx_err(ctx);
-  if (ended != H2RPC_OK) {
-    if (info != NULL)
-      h2rpc_status_set(&info->status, ended,
-                       "context ended before the call started");
-    return ended;
-  }
-  int64_t deadline = h2rpc_ctx_deadline(ctx);
-  if (deadline == H2RPC_NO_DEADLINE && ch->opts.default_timeout_ms > 0)
-    deadline = h2rpc_now_ns() + ch->opts.default_timeout_ms * 1000000;
-  ccall *c = calloc(1, sizeof(*c));
+  h2rpc_code rc = call_precheck(ch, method, ctx, info, 0);
+  if (rc != H2RPC_OK)
+    return rc;
+  ccall *c = call_new(ch, method, ctx, info);
   if (c == NULL)
     return H2RPC_RESOURCE_EXHAUSTED;
   const char *why = NULL;
-  h2rpc_code rc = h2rpc__pb_encode_framed(method->request, request, &c->req,
-                                          &c->req_len, &why);
+  rc = h2rpc__pb_encode_framed(method->request, request, &c->req, &c->req_len,
+                               &why);
   if (rc == H2RPC_OK &&
       c->req_len - H2RPC__FRAME_HEADER_LEN > ch->opts.max_send_message) {
     rc = H2RPC_RESOURCE_EXHAUSTED;
@@ -752,40 +858,14 @@ h2rpc_code h2rpc_unary_call_async(h2rpc_channel *ch,
   if (rc != H2RPC_OK) {
     if (info != NULL)
       h2rpc_status_set(&info->status, rc, "%s", why);
-    free(c->req);
-    free(c);
+    free_call(c);
     return rc;
   }
-  c->ch = ch;
-  c->method = method;
-  c->ctx = ctx;
   c->resp = response;
-  h2rpc_call_info_init(&c->own_info);
-  c->info = info != NULL ? info : &c->own_info;
   c->done = done;
   c->user_data = user_data;
-  c->deadline_ns = deadline;
-  c->grpc_status = -1;
-  h2rpc__deframer_init(&c->deframer, ch->opts.max_recv_message);
   memset(response, 0, method->response_size);
-  c->watch.user_data = c;
-  c->task.run = start_task;
-  c->cancel_task.run = cancel_task;
-  /* Watch before handing over: a cancel from now on queues behind the
-   * start task. An ended ctx was refused above, but may end in between. */
-  if (h2rpc_ctx_watch_start(ctx, &c->watch, on_ctx_done, c) != H2RPC_OK) {
-    if (info != NULL)
-      h2rpc_status_set(&info->status, h2rpc_ctx_err(ctx),
-                       "context ended before the call started");
-    h2rpc_code ended_now = h2rpc_ctx_err(ctx);
-    free_call(c);
-    return ended_now;
-  }
-  if (h2rpc__loop_on_thread(&ch->loop))
-    start_on_loop(c);
-  else
-    h2rpc__loop_post(&ch->loop, &c->task);
-  return H2RPC_OK;
+  return call_launch(c);
 }
 
 /* The blocking form waits on a condition variable the callback signals. */
@@ -837,16 +917,143 @@ h2rpc_code h2rpc_unary_call(h2rpc_channel *ch, const h2rpc_method *method,
   return rc;
 }
 
+/* ---------------------------------------------------------- streaming */
+
+/* The stream is this channel's call object. */
+struct h2rpc_stream {
+  ccall call;
+};
+
+/* The user thread needs the loop: resume sending, return window, cancel. */
+static void stream_wake(h2rpc__task *task) {
+  ccall *c = (ccall *)((char *)task - offsetof(ccall, pipe.wake));
+  h2rpc__pipe_woken(&c->pipe);
+  if (c->completed)
+    return;
+  int cancel = atomic_exchange(&c->user_cancel, 0);
+  if (cancel != H2RPC_OK) {
+    if (cancel == H2RPC_CANCELLED)
+      set_local(c, H2RPC_CANCELLED, "call cancelled");
+    else
+      set_local(c, (h2rpc_code)cancel, "cannot parse a message of %s",
+                c->method->path);
+    if (c->list == &c->ch->waiting || c->stream_id > 0)
+      abort_call(c, NGHTTP2_CANCEL);
+    return;
+  }
+  if (c->stream_id <= 0 || c->cc == NULL || c->cc->conn.session == NULL)
+    return; /* not on the wire yet: submit() finds the queued data */
+  nghttp2_session *session = c->cc->conn.session;
+  if (h2rpc__pipe_resume_out(&c->pipe))
+    nghttp2_session_resume_data(session, c->stream_id);
+  size_t give = h2rpc__pipe_window_to_return(&c->pipe);
+  if (give > 0)
+    nghttp2_session_consume_stream(session, c->stream_id, give);
+  h2rpc__conn_kick(&c->cc->conn);
+}
+
+/* The user let go of the stream (h2rpc_stream_free). */
+static void stream_free_task(h2rpc__task *task) {
+  ccall *c = (ccall *)((char *)task - offsetof(ccall, free_task));
+  c->user_released = 1;
+  if (!c->completed) {
+    set_local(c, H2RPC_CANCELLED, "stream freed before it ended");
+    if (c->list == &c->ch->waiting || c->stream_id > 0)
+      abort_call(c, NGHTTP2_CANCEL);
+    /* else the start task has yet to run; it sees local_code */
+    return;
+  }
+  maybe_free(c);
+}
+
 h2rpc_code h2rpc_stream_start(h2rpc_stream **out, h2rpc_channel *ch,
                               const h2rpc_method *method, h2rpc_ctx *ctx,
                               h2rpc_call_info *info) {
-  (void)out;
-  (void)ch;
-  (void)ctx;
-  if (info != NULL)
-    h2rpc_status_set(&info->status, H2RPC_UNIMPLEMENTED,
-                     "streaming calls (%s) are not implemented in this h2rpc "
-                     "version",
-                     method ? method->path : "(null)");
-  return H2RPC_UNIMPLEMENTED;
+  if (out == NULL || ch == NULL || method == NULL)
+    return H2RPC_INVALID_ARGUMENT;
+  if (h2rpc__loop_on_thread(&ch->loop)) {
+    if (info != NULL)
+      h2rpc_status_set(&info->status, H2RPC_FAILED_PRECONDITION,
+                       "blocking stream on the channel's own loop thread");
+    return H2RPC_FAILED_PRECONDITION;
+  }
+  h2rpc_code rc = call_precheck(ch, method, ctx, info, 1);
+  if (rc != H2RPC_OK)
+    return rc;
+  ccall *c = call_new(ch, method, ctx, info);
+  if (c == NULL)
+    return H2RPC_RESOURCE_EXHAUSTED;
+  if (h2rpc__pipe_init(&c->pipe, &ch->loop, stream_wake) != 0) {
+    free_call(c);
+    return H2RPC_RESOURCE_EXHAUSTED;
+  }
+  c->is_stream = 1;
+  c->free_task.run = stream_free_task;
+  atomic_init(&c->user_cancel, 0);
+  rc = call_launch(c);
+  if (rc == H2RPC_OK)
+    *out = (h2rpc_stream *)c;
+  return rc;
+}
+
+h2rpc_code h2rpc_stream_send(h2rpc_stream *s, const void *msg) {
+  ccall *c = &s->call;
+  const char *why = NULL;
+  size_t size;
+  if (h2rpc__pb_encoded_size(c->method->request, msg, &size, &why) !=
+          H2RPC_OK ||
+      size > c->ch->opts.max_send_message || size > UINT32_MAX)
+    return H2RPC_INVALID_ARGUMENT;
+  h2rpc__msg *m = h2rpc__msg_new(H2RPC__FRAME_HEADER_LEN + size);
+  if (m == NULL)
+    return H2RPC_RESOURCE_EXHAUSTED;
+  h2rpc__frame_header(m->data, 0, (uint32_t)size);
+  if (h2rpc__pb_encode_to(c->method->request, msg,
+                          m->data + H2RPC__FRAME_HEADER_LEN, size,
+                          &why) != H2RPC_OK) {
+    free(m);
+    return H2RPC_INVALID_ARGUMENT;
+  }
+  return h2rpc__pipe_send(&c->pipe, m);
+}
+
+void h2rpc_stream_close_send(h2rpc_stream *s) {
+  h2rpc__pipe_close_send(&s->call.pipe);
+}
+
+int h2rpc_stream_recv(h2rpc_stream *s, void *msg) {
+  ccall *c = &s->call;
+  h2rpc__msg *m = h2rpc__pipe_recv(&c->pipe);
+  if (m == NULL)
+    return 0;
+  memset(msg, 0, c->method->response_size);
+  const char *why = NULL;
+  int ok = h2rpc__pb_decode(c->method->response, msg, m->data, m->len,
+                            &why) == 0;
+  free(m);
+  if (!ok) {
+    /* The loop ends the call with INTERNAL; finish() reports it. */
+    atomic_store(&c->user_cancel, H2RPC_INTERNAL);
+    h2rpc__pipe_poke(&c->pipe);
+    return 0;
+  }
+  return 1;
+}
+
+h2rpc_code h2rpc_stream_finish(h2rpc_stream *s) {
+  return h2rpc__pipe_wait_end(&s->call.pipe);
+}
+
+void h2rpc_stream_cancel(h2rpc_stream *s) {
+  ccall *c = &s->call;
+  int expected = 0;
+  atomic_compare_exchange_strong(&c->user_cancel, &expected, H2RPC_CANCELLED);
+  h2rpc__pipe_poke(&c->pipe);
+}
+
+void h2rpc_stream_free(h2rpc_stream *s) {
+  if (s == NULL)
+    return;
+  /* Tasks run in order: every wake-up this thread posted runs first. */
+  h2rpc__loop_post(&s->call.ch->loop, &s->call.free_task);
 }

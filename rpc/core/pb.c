@@ -112,29 +112,48 @@ void h2rpc_message_release(const pb_msgdesc_t *desc, void *msg) {
   pb_release(desc, msg);
 }
 
+h2rpc_code h2rpc__pb_encoded_size(const pb_msgdesc_t *desc, const void *msg,
+                                  size_t *size, const char **reason) {
+  if (!pb_get_encoded_size(size, desc, msg)) {
+    *reason = "message cannot be encoded";
+    return H2RPC_INTERNAL;
+  }
+  if (*size > UINT32_MAX) {
+    *reason = "message larger than 4 GiB";
+    return H2RPC_RESOURCE_EXHAUSTED;
+  }
+  return H2RPC_OK;
+}
+
+h2rpc_code h2rpc__pb_encode_to(const pb_msgdesc_t *desc, const void *msg,
+                               uint8_t *buf, size_t size,
+                               const char **reason) {
+  pb_ostream_t os = pb_ostream_from_buffer(buf, size);
+  if (!pb_encode(&os, desc, msg) || os.bytes_written != size) {
+    *reason = "message cannot be encoded";
+    return H2RPC_INTERNAL;
+  }
+  return H2RPC_OK;
+}
+
 h2rpc_code h2rpc__pb_encode_framed(const pb_msgdesc_t *desc, const void *msg,
                                    uint8_t **out, size_t *out_len,
                                    const char **reason) {
   size_t size;
-  if (!pb_get_encoded_size(&size, desc, msg)) {
-    *reason = "message cannot be encoded";
-    return H2RPC_INTERNAL;
-  }
-  if (size > UINT32_MAX) {
-    *reason = "message larger than 4 GiB";
-    return H2RPC_RESOURCE_EXHAUSTED;
-  }
+  h2rpc_code rc = h2rpc__pb_encoded_size(desc, msg, &size, reason);
+  if (rc != H2RPC_OK)
+    return rc;
   uint8_t *buf = malloc(H2RPC__FRAME_HEADER_LEN + size);
   if (buf == NULL) {
     *reason = "out of memory encoding a message";
     return H2RPC_RESOURCE_EXHAUSTED;
   }
   h2rpc__frame_header(buf, 0, (uint32_t)size);
-  pb_ostream_t os = pb_ostream_from_buffer(buf + H2RPC__FRAME_HEADER_LEN, size);
-  if (!pb_encode(&os, desc, msg)) {
+  rc = h2rpc__pb_encode_to(desc, msg, buf + H2RPC__FRAME_HEADER_LEN, size,
+                           reason);
+  if (rc != H2RPC_OK) {
     free(buf);
-    *reason = "message cannot be encoded";
-    return H2RPC_INTERNAL;
+    return rc;
   }
   *out = buf;
   *out_len = H2RPC__FRAME_HEADER_LEN + size;

@@ -8,6 +8,15 @@
 #include "h2rpc/pb.h"
 #include "h2rpc/status.h"
 
+/* The encoded size of msg. Returns OK, INTERNAL or RESOURCE_EXHAUSTED (over
+ * 4 GiB), with a static *reason on error. */
+h2rpc_code h2rpc__pb_encoded_size(const pb_msgdesc_t *desc, const void *msg,
+                                  size_t *size, const char **reason);
+
+/* Encodes msg into exactly `size` bytes at buf (size from the call above). */
+h2rpc_code h2rpc__pb_encode_to(const pb_msgdesc_t *desc, const void *msg,
+                               uint8_t *buf, size_t size, const char **reason);
+
 /*
  * Encodes msg as one gRPC message (5-byte prefix + protobuf) into a new
  * malloc'd buffer. Returns OK, INTERNAL (unencodable) or RESOURCE_EXHAUSTED,

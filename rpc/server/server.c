@@ -32,6 +32,7 @@
 #include "transport/conn.h"
 #include "transport/headers.h"
 #include "transport/loop.h"
+#include "transport/pipe.h"
 #include "wire/codec.h"
 #include "wire/frame.h"
 #include "wire/timeout.h"
@@ -155,6 +156,13 @@ struct h2rpc_server_call {
   int in_pool;
   h2rpc_server_call *pool_next;
   h2rpc__task done_task;
+  /* Streaming methods: the handler (a pool thread) and the loop share the
+   * pipe. headers_sent: the response HEADERS went out with the first
+   * message; the trailers follow when the handler has returned. */
+  int is_stream;
+  h2rpc__pipe pipe;
+  int headers_sent;
+  int bad_message; /* recv met a message it could not parse */
 };
 
 /* ---------------------------------------------------------------- helpers */
@@ -210,10 +218,30 @@ static void add_status_headers(h2rpc__headers *h, h2rpc_server_call *call,
  * OK and a response was encoded, otherwise a trailers-only response.
  * http_status is 200 except for requests that are not gRPC at all.
  */
+static void submit_headers(h2rpc_server_call *call, int http_status,
+                           int with_body);
+
 static void respond(h2rpc_server_call *call, int http_status) {
   if (call->responded)
     return;
   call->responded = 1;
+  if (call->is_stream && call->headers_sent) {
+    /* HEADERS and messages are out; the data provider ends with trailers. */
+    nghttp2_session_resume_data(call->sc->conn.session, call->stream_id);
+    h2rpc__conn_kick(&call->sc->conn);
+    return;
+  }
+  int with_body = call->status.code == H2RPC_OK &&
+                  (call->resp_buf != NULL || call->is_stream);
+  submit_headers(call, http_status, with_body);
+}
+
+/*
+ * Submits the response HEADERS: with a data provider (messages, then
+ * trailers), or as a trailers-only response carrying the status.
+ */
+static void submit_headers(h2rpc_server_call *call, int http_status,
+                           int with_body) {
   nghttp2_session *session = call->sc->conn.session;
   h2rpc__headers h;
   h2rpc__headers_init(&h);
@@ -225,7 +253,8 @@ static void respond(h2rpc_server_call *call, int http_status) {
   h2rpc__headers_add_metadata(&h, &call->headers_out);
   char code_buf[4];
   int rv;
-  if (call->status.code == H2RPC_OK && call->resp_buf != NULL) {
+  if (with_body) {
+    call->headers_sent = 1;
     nghttp2_data_provider provider;
     provider.source.ptr = call;
     provider.read_callback = read_response;
@@ -257,12 +286,24 @@ static ssize_t read_response(nghttp2_session *session, int32_t stream_id,
                                    void *user_data) {
   h2rpc_server_call *call = source->ptr;
   (void)user_data;
-  size_t left = call->resp_len - call->resp_off;
-  size_t n = left < length ? left : length;
-  memcpy(buf, call->resp_buf + call->resp_off, n);
-  call->resp_off += n;
-  if (call->resp_off < call->resp_len)
-    return (ssize_t)n;
+  size_t n;
+  if (call->is_stream) {
+    int eof, deferred;
+    n = h2rpc__pipe_take_out(&call->pipe, buf, length, &eof, &deferred);
+    if (deferred)
+      return NGHTTP2_ERR_DEFERRED; /* resumed by the wake task or respond */
+    if (!eof)
+      return (ssize_t)n;
+  } else {
+    size_t left = call->resp_len - call->resp_off;
+    n = left < length ? left : length;
+    memcpy(buf, call->resp_buf + call->resp_off, n);
+    call->resp_off += n;
+    if (call->resp_off < call->resp_len)
+      return (ssize_t)n;
+  }
+  /* The messages are out: the trailers carry the status. For a stream this
+   * point comes only after the handler returned (the pipe's EOF). */
   *data_flags |= NGHTTP2_DATA_FLAG_EOF;
   h2rpc__headers h;
   h2rpc__headers_init(&h);
@@ -327,6 +368,30 @@ static void on_deadline(struct ev_loop *ev, ev_timer *w, int revents) {
 
 /* ------------------------------------------------------------ the request */
 
+/* Takes the code a handler returned as the call's status. */
+static void set_handler_status(h2rpc_server_call *call, h2rpc_code code) {
+  if (call->bad_message) {
+    h2rpc_status_set(&call->status, H2RPC_INTERNAL,
+                     "cannot parse a request message of %s",
+                     call->entry->method->path);
+  } else if (code < H2RPC_OK || code > H2RPC_CODE_MAX) {
+    h2rpc_status_set(&call->status, H2RPC_UNKNOWN,
+                     "handler returned an invalid status code %d", (int)code);
+  } else if (code != call->status.code) {
+    /* The handler returned a code without h2rpc_server_call_fail(): keep
+     * the code, drop any stale message. */
+    h2rpc_status_set(&call->status, code, NULL);
+  }
+}
+
+/* Runs a streaming handler to its end (a pool thread). */
+static void invoke_stream_handler(h2rpc_server_call *call) {
+  const method_entry *e = call->entry;
+  h2rpc_stream_handler handler = (h2rpc_stream_handler)e->fn;
+  set_handler_status(call,
+                     handler((h2rpc_server_stream *)call, e->user_data));
+}
+
 /*
  * Runs the handler and encodes its response into call->resp_buf, setting
  * call->status. Loop thread, or a pool thread while call->in_pool.
@@ -338,16 +403,8 @@ static void invoke_handler(h2rpc_server_call *call) {
     h2rpc_status_set(&call->status, H2RPC_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
-  h2rpc_code code =
-      e->tramp(e->fn, call, call->request, response, e->user_data);
-  if (code < H2RPC_OK || code > H2RPC_CODE_MAX) {
-    h2rpc_status_set(&call->status, H2RPC_UNKNOWN,
-                     "handler returned an invalid status code %d", (int)code);
-  } else if (code != call->status.code) {
-    /* The handler returned a code without h2rpc_server_call_fail(): keep
-     * the code, drop any stale message. */
-    h2rpc_status_set(&call->status, code, NULL);
-  }
+  set_handler_status(
+      call, e->tramp(e->fn, call, call->request, response, e->user_data));
   if (call->status.code == H2RPC_OK) {
     const char *why = NULL;
     h2rpc_code rc = h2rpc__pb_encode_framed(e->method->response, response,
@@ -373,6 +430,8 @@ static void pool_done_task(h2rpc__task *task) {
     free_call(call); /* the stream closed meanwhile */
     return;
   }
+  if (call->is_stream) /* the provider may now reach EOF */
+    h2rpc__pipe_close_out_quietly(&call->pipe);
   respond(call, 200); /* a no-op when the call was cancelled meanwhile */
 }
 
@@ -389,7 +448,10 @@ static void *pool_main(void *arg) {
     if (pool->head == NULL)
       pool->tail = NULL;
     pthread_mutex_unlock(&pool->lock);
-    invoke_handler(call);
+    if (call->is_stream)
+      invoke_stream_handler(call);
+    else
+      invoke_handler(call);
     h2rpc__loop_post(&call->w->loop, &call->done_task);
     pthread_mutex_lock(&pool->lock);
   }
@@ -405,7 +467,7 @@ static void run_handler(h2rpc_server_call *call) {
     return;
   }
   handler_pool *pool = &call->w->srv->pool;
-  if (pool->thread_count == 0) {
+  if (pool->thread_count == 0 && !call->is_stream) {
     invoke_handler(call);
     respond(call, 200);
     return;
@@ -431,6 +493,13 @@ static h2rpc_code on_request_message(void *user_data, int compressed,
               "compressed message received but no grpc-encoding was "
               "negotiated");
     return H2RPC_INTERNAL;
+  }
+  if (call->is_stream) {
+    if (h2rpc__pipe_put_in(&call->pipe, data, len) != H2RPC_OK) {
+      fail_call(call, H2RPC_RESOURCE_EXHAUSTED, "out of memory");
+      return H2RPC_RESOURCE_EXHAUSTED;
+    }
+    return H2RPC_OK;
   }
   if (call->have_request) {
     fail_call(call, H2RPC_INTERNAL,
@@ -460,6 +529,11 @@ static h2rpc_code on_request_message(void *user_data, int compressed,
 static void on_request_end(h2rpc_server_call *call) {
   if (call->responded)
     return;
+  if (call->is_stream) {
+    if (call->entry != NULL)
+      h2rpc__pipe_in_end(&call->pipe); /* the client half-closed */
+    return;
+  }
   if (h2rpc__deframer_partial(&call->deframer)) {
     fail_call(call, H2RPC_INTERNAL,
               "request stream ended in the middle of a message");
@@ -471,6 +545,32 @@ static void on_request_end(h2rpc_server_call *call) {
     return;
   }
   run_handler(call);
+}
+
+/*
+ * The handler thread of a stream needs the loop: HEADERS to send with the
+ * first message, a deferred data provider to resume, window to return.
+ * Runs before the call's done_task (tasks run in order), so the call is
+ * alive.
+ */
+static void stream_wake(h2rpc__task *task) {
+  h2rpc_server_call *call =
+      (h2rpc_server_call *)((char *)task - offsetof(h2rpc_server_call,
+                                                    pipe.wake));
+  h2rpc__pipe_woken(&call->pipe);
+  if (call->sc == NULL || call->responded)
+    return;
+  nghttp2_session *session = call->sc->conn.session;
+  if (!call->headers_sent) {
+    if (h2rpc__pipe_has_out(&call->pipe))
+      submit_headers(call, 200, 1);
+  } else if (h2rpc__pipe_resume_out(&call->pipe)) {
+    nghttp2_session_resume_data(session, call->stream_id);
+  }
+  size_t give = h2rpc__pipe_window_to_return(&call->pipe);
+  if (give > 0)
+    nghttp2_session_consume_stream(session, call->stream_id, give);
+  h2rpc__conn_kick(&call->sc->conn);
 }
 
 /* Validates the request header block and picks the method. */
@@ -539,6 +639,15 @@ static void on_request_headers(h2rpc_server_call *call) {
     ev_timer_start(call->sc->w->ev, &call->deadline_timer);
     call->timer_armed = 1;
   }
+  if (e->method->kind != H2RPC_UNARY) {
+    /* A stream's handler starts now and reads messages as they come. */
+    if (h2rpc__pipe_init(&call->pipe, &call->w->loop, stream_wake) != 0) {
+      fail_call(call, H2RPC_RESOURCE_EXHAUSTED, "out of memory");
+      return;
+    }
+    call->is_stream = 1;
+    run_handler(call);
+  }
 }
 
 /* Takes the call off its connection: the stream is gone. A call a pool
@@ -562,6 +671,8 @@ static void release_call(h2rpc_server_call *call) {
 }
 
 static void free_call(h2rpc_server_call *call) {
+  if (call->is_stream)
+    h2rpc__pipe_destroy(&call->pipe);
   if (call->request != NULL) {
     h2rpc_message_release(call->entry->method->request, call->request);
     free(call->request);
@@ -692,7 +803,15 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags,
   (void)user_data;
   h2rpc_server_call *call =
       nghttp2_session_get_stream_user_data(session, stream_id);
-  if (call == NULL || call->responded || call->entry == NULL)
+  /* Window goes back to the client as data is taken, except while the
+   * handler of a stream lags behind (see transport/pipe.h). */
+  int live = call != NULL && !call->responded && call->entry != NULL;
+  size_t give = live && call->is_stream
+                    ? h2rpc__pipe_received(&call->pipe, len)
+                    : len;
+  if (give > 0)
+    nghttp2_session_consume(session, stream_id, give);
+  if (!live)
     return 0; /* already answered: the rest of the body is dropped */
   const char *why = NULL;
   h2rpc_code rc = h2rpc__deframer_feed(&call->deframer, data, len,
@@ -729,6 +848,10 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id,
     return 0;
   if (!call->responded)
     h2rpc__ctx_end(&call->ctx, H2RPC_CANCELLED);
+  if (call->is_stream) /* a handler blocked in recv or send returns */
+    h2rpc__pipe_end(&call->pipe, h2rpc_ctx_err(&call->ctx) != H2RPC_OK
+                                     ? h2rpc_ctx_err(&call->ctx)
+                                     : H2RPC_CANCELLED);
   nghttp2_session_set_stream_user_data(session, stream_id, NULL);
   release_call(call);
   return 0;
@@ -775,6 +898,9 @@ static void accept_one(worker *w, int fd) {
   nghttp2_option_new(&opt);
   if (opt != NULL) {
     nghttp2_option_set_max_send_header_block_length(opt, 64 * 1024);
+    /* Window updates are ours (nghttp2_session_consume): a stream returns
+     * window only as its handler reads. */
+    nghttp2_option_set_no_auto_window_update(opt, 1);
   }
   int rv = nghttp2_session_server_new2(&sc->conn.session, srv->callbacks, sc,
                                        opt);
@@ -938,13 +1064,9 @@ h2rpc_code h2rpc_server_listen(h2rpc_server *srv, const char *address,
   return H2RPC_OK;
 }
 
-h2rpc_code h2rpc_server_register(h2rpc_server *srv, const h2rpc_method *method,
-                                 h2rpc_unary_trampoline tramp, h2rpc_fn fn,
-                                 void *user_data) {
-  if (srv->started || method == NULL || tramp == NULL || fn == NULL)
-    return H2RPC_FAILED_PRECONDITION;
-  if (method->kind != H2RPC_UNARY)
-    return H2RPC_UNIMPLEMENTED;
+static h2rpc_code add_method(h2rpc_server *srv, const h2rpc_method *method,
+                             h2rpc_unary_trampoline tramp, h2rpc_fn fn,
+                             void *user_data) {
   size_t len = strlen(method->path);
   if (find_method(srv, method->path, len) != NULL)
     return H2RPC_ALREADY_EXISTS;
@@ -965,17 +1087,31 @@ h2rpc_code h2rpc_server_register(h2rpc_server *srv, const h2rpc_method *method,
   return H2RPC_OK;
 }
 
+h2rpc_code h2rpc_server_register(h2rpc_server *srv, const h2rpc_method *method,
+                                 h2rpc_unary_trampoline tramp, h2rpc_fn fn,
+                                 void *user_data) {
+  if (srv->started || method == NULL || tramp == NULL || fn == NULL)
+    return H2RPC_FAILED_PRECONDITION;
+  if (method->kind != H2RPC_UNARY)
+    return H2RPC_INVALID_ARGUMENT;
+  return add_method(srv, method, tramp, fn, user_data);
+}
+
 h2rpc_code h2rpc_server_register_stream(h2rpc_server *srv,
                                         const h2rpc_method *method,
                                         h2rpc_fn handler, void *user_data) {
-  (void)srv;
-  (void)handler;
-  (void)user_data;
-  H2RPC_LOG(H2RPC__LOG_ERROR,
-            "cannot register %s: streaming methods are not implemented in "
-            "this h2rpc version",
-            method ? method->path : "(null)");
-  return H2RPC_UNIMPLEMENTED;
+  if (srv->started || method == NULL || handler == NULL)
+    return H2RPC_FAILED_PRECONDITION;
+  if (method->kind == H2RPC_UNARY)
+    return H2RPC_INVALID_ARGUMENT;
+  if (srv->opts.handler_threads == 0) {
+    H2RPC_LOG(H2RPC__LOG_ERROR,
+              "cannot register %s: streaming handlers run on the handler "
+              "pool; set options.handler_threads",
+              method->path);
+    return H2RPC_FAILED_PRECONDITION;
+  }
+  return add_method(srv, method, NULL, handler, user_data);
 }
 
 static h2rpc_code worker_setup(h2rpc_server *srv, worker *w, int index) {
@@ -1148,4 +1284,49 @@ h2rpc_code h2rpc_server_call_fail(h2rpc_server_call *call, h2rpc_code code,
   h2rpc_status_setv(&call->status, code, fmt, ap);
   va_end(ap);
   return code;
+}
+
+/* --------------------------------------------------------------- streams */
+
+h2rpc_server_call *h2rpc_server_stream_call(h2rpc_server_stream *stream) {
+  return (h2rpc_server_call *)(void *)stream;
+}
+
+int h2rpc_server_stream_recv(h2rpc_server_stream *stream, void *msg) {
+  h2rpc_server_call *call = h2rpc_server_stream_call(stream);
+  if (call->bad_message)
+    return 0;
+  h2rpc__msg *m = h2rpc__pipe_recv(&call->pipe);
+  if (m == NULL)
+    return 0;
+  const h2rpc_method *method = call->entry->method;
+  memset(msg, 0, method->request_size);
+  const char *why = NULL;
+  int ok = h2rpc__pb_decode(method->request, msg, m->data, m->len, &why) == 0;
+  free(m);
+  if (!ok)
+    call->bad_message = 1; /* the call ends with INTERNAL */
+  return ok;
+}
+
+h2rpc_code h2rpc_server_stream_send(h2rpc_server_stream *stream,
+                                    const void *msg) {
+  h2rpc_server_call *call = h2rpc_server_stream_call(stream);
+  const h2rpc_method *method = call->entry->method;
+  const char *why = NULL;
+  size_t size;
+  h2rpc_code rc = h2rpc__pb_encoded_size(method->response, msg, &size, &why);
+  if (rc != H2RPC_OK)
+    return rc;
+  h2rpc__msg *m = h2rpc__msg_new(H2RPC__FRAME_HEADER_LEN + size);
+  if (m == NULL)
+    return H2RPC_RESOURCE_EXHAUSTED;
+  h2rpc__frame_header(m->data, 0, (uint32_t)size);
+  rc = h2rpc__pb_encode_to(method->response, msg,
+                           m->data + H2RPC__FRAME_HEADER_LEN, size, &why);
+  if (rc != H2RPC_OK) {
+    free(m);
+    return rc;
+  }
+  return h2rpc__pipe_send(&call->pipe, m);
 }
