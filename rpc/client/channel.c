@@ -466,8 +466,11 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags,
   size_t give = len;
   if (c != NULL && c->is_stream && c->local_code == H2RPC_OK)
     give = h2rpc__pipe_received(&c->pipe, len);
+  /* The connection window always goes back at once: one slow stream must
+   * not stall the others. The stream's own window waits for its reader. */
+  nghttp2_session_consume_connection(session, len);
   if (give > 0)
-    nghttp2_session_consume(session, stream_id, give);
+    nghttp2_session_consume_stream(session, stream_id, give);
   if (c == NULL || c->local_code != H2RPC_OK)
     return 0;
   const char *why = NULL;

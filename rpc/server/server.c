@@ -317,6 +317,25 @@ static ssize_t read_response(nghttp2_session *session, int32_t stream_id,
   return (ssize_t)n;
 }
 
+/* A trailers-only response with `st` and no custom metadata. */
+static void submit_status_only(h2rpc_server_call *call,
+                               const h2rpc_status *st) {
+  h2rpc__headers h;
+  h2rpc__headers_init(&h);
+  char code_buf[4];
+  snprintf(code_buf, sizeof(code_buf), "%d", (int)st->code);
+  h2rpc__headers_add(&h, ":status", "200", 3);
+  h2rpc__headers_add(&h, "content-type", "application/grpc", 16);
+  h2rpc__headers_add(&h, "grpc-status", code_buf, strlen(code_buf));
+  h2rpc__headers_add_message(&h, st->message);
+  if (h.failed || nghttp2_submit_response(call->sc->conn.session,
+                                          call->stream_id, h.nv, h.count,
+                                          NULL) != 0)
+    nghttp2_submit_rst_stream(call->sc->conn.session, NGHTTP2_FLAG_NONE,
+                              call->stream_id, NGHTTP2_INTERNAL_ERROR);
+  h2rpc__headers_free(&h);
+}
+
 /* Ends the call early with an error status (trailers-only). */
 static void fail_call(h2rpc_server_call *call, h2rpc_code code,
                       const char *fmt, ...)
@@ -329,17 +348,30 @@ static void fail_call(h2rpc_server_call *call, h2rpc_code code,
                       const char *fmt, ...) {
   if (call->responded)
     return;
+  va_list ap;
+  va_start(ap, fmt);
   if (call->in_pool) {
-    /* A pool thread owns the status: cancel instead, and drop its result. */
-    h2rpc__ctx_end(&call->ctx, H2RPC_CANCELLED);
+    /* A pool thread owns the status and the metadata: end the call with a
+     * status of our own, stop the handler, and drop its result. */
+    h2rpc_status abort_status;
+    h2rpc_status_init(&abort_status);
+    h2rpc_status_setv(&abort_status, code, fmt, ap);
+    va_end(ap);
     call->responded = 1;
-    nghttp2_submit_rst_stream(call->sc->conn.session, NGHTTP2_FLAG_NONE,
-                              call->stream_id, NGHTTP2_CANCEL);
+    h2rpc__ctx_end(&call->ctx, H2RPC_CANCELLED);
+    if (call->is_stream)
+      h2rpc__pipe_end(&call->pipe, code);
+    if (call->headers_sent) {
+      /* Messages went out already; only a reset can end it now. */
+      nghttp2_submit_rst_stream(call->sc->conn.session, NGHTTP2_FLAG_NONE,
+                                call->stream_id, NGHTTP2_CANCEL);
+    } else {
+      submit_status_only(call, &abort_status);
+    }
+    h2rpc_status_reset(&abort_status);
     h2rpc__conn_kick(&call->sc->conn);
     return;
   }
-  va_list ap;
-  va_start(ap, fmt);
   h2rpc_status_setv(&call->status, code, fmt, ap);
   va_end(ap);
   respond(call, 200);
@@ -809,8 +841,11 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags,
   size_t give = live && call->is_stream
                     ? h2rpc__pipe_received(&call->pipe, len)
                     : len;
+  /* The connection window always goes back at once: one slow stream must
+   * not stall the others. The stream's own window waits for its handler. */
+  nghttp2_session_consume_connection(session, len);
   if (give > 0)
-    nghttp2_session_consume(session, stream_id, give);
+    nghttp2_session_consume_stream(session, stream_id, give);
   if (!live)
     return 0; /* already answered: the rest of the body is dropped */
   const char *why = NULL;
