@@ -334,6 +334,48 @@ START_TEST(message_over_the_limit_midway) {
 }
 END_TEST
 
+static void *cancel_later(void *ctx) {
+  struct timespec ts = {0, 50000000};
+  nanosleep(&ts, NULL);
+  h2rpc_ctx_cancel(ctx);
+  return NULL;
+}
+
+START_TEST(context_ends_a_stream) {
+  start_server(verify_input);
+  /* A deadline: the stream ends with DEADLINE_EXCEEDED while recv waits. */
+  h2rpc_ctx *ctx;
+  ck_assert_int_eq(h2rpc_ctx_with_timeout(&ctx, NULL, 100), H2RPC_OK);
+  h2rpc_stream *s;
+  ck_assert_int_eq(grpc_testing_TestService_FullDuplexCall_start(
+                       channel, ctx, NULL, &s),
+                   H2RPC_OK);
+  grpc_testing_StreamingOutputCallResponse resp;
+  int64_t t0 = h2rpc_now_ns();
+  ck_assert_int_eq(h2rpc_stream_recv(s, &resp), 0);
+  ck_assert_int_eq(h2rpc_stream_finish(s), H2RPC_DEADLINE_EXCEEDED);
+  ck_assert_int_lt(h2rpc_now_ns() - t0, 2000000000LL);
+  h2rpc_stream_free(s);
+  h2rpc_ctx_free(ctx);
+  /* A parent context cancelled from another thread. */
+  h2rpc_ctx *parent, *child;
+  ck_assert_int_eq(h2rpc_ctx_new(&parent, NULL), H2RPC_OK);
+  ck_assert_int_eq(h2rpc_ctx_new(&child, parent), H2RPC_OK);
+  ck_assert_int_eq(grpc_testing_TestService_FullDuplexCall_start(
+                       channel, child, NULL, &s),
+                   H2RPC_OK);
+  pthread_t t;
+  pthread_create(&t, NULL, cancel_later, parent);
+  ck_assert_int_eq(h2rpc_stream_recv(s, &resp), 0);
+  ck_assert_int_eq(h2rpc_stream_finish(s), H2RPC_CANCELLED);
+  pthread_join(t, NULL);
+  h2rpc_stream_free(s);
+  h2rpc_ctx_free(child);
+  h2rpc_ctx_free(parent);
+  stop_server();
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("streams");
   TCase *tc = tcase_create("streams");
@@ -343,6 +385,7 @@ int main(void) {
   tcase_add_test(tc, client_cancel_reaches_the_handler);
   tcase_add_test(tc, server_error_midway);
   tcase_add_test(tc, message_over_the_limit_midway);
+  tcase_add_test(tc, context_ends_a_stream);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
