@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test demo clean format
+.PHONY: all deps build test demo sanitize clean format
 
 all: build
 
@@ -20,6 +20,14 @@ test: build
 
 demo: build
 	bash scripts/demo.sh $(BUILD)
+
+# The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer (clang),
+# leaks included.
+sanitize: deps
+	cmake -S . -B $(BUILD)-asan -DH2RPC_SANITIZE=ON -DCMAKE_C_COMPILER=clang $(CMAKE_FLAGS)
+	cmake --build $(BUILD)-asan -j $(JOBS)
+	cd $(BUILD)-asan && ASAN_OPTIONS=detect_leaks=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -31,6 +31,7 @@
 
 #define STREAM_WINDOW (1 << 20)
 #define CONN_WINDOW (16 << 20)
+#define MAX_HEADER_LIST (64 * 1024)
 
 typedef struct ccall ccall;
 typedef struct cconn cconn;
@@ -57,6 +58,8 @@ struct ccall {
   int cancel_posted;       /* set by the watch, under the ctx's lock */
   h2rpc_code cancel_cause;
   int completed;           /* done has run; cancel_task frees the call */
+  int starting;            /* inside the API call that started it */
+  uint32_t deferred_h2_error;
   h2rpc_channel *ch;
   const h2rpc_method *method;
   h2rpc_ctx *ctx;
@@ -81,6 +84,7 @@ struct ccall {
   char *grpc_message;
   h2rpc_code local_code; /* set when this side ends the call */
   char *local_message;
+  size_t header_bytes; /* response headers and trailers, as HTTP/2 counts */
   /* Streaming calls only. The user thread and the loop share `pipe`; the call
    * is freed once both are done with it: the loop has completed it and the
    * user has released it (h2rpc_stream_free, through free_task). */
@@ -181,7 +185,24 @@ static void set_local(ccall *c, h2rpc_code code, const char *fmt, ...) {
  * Precedence: a local reason (deadline, bad response, cancel) over the
  * server's grpc-status over the RST_STREAM code over the HTTP status.
  */
+static void complete(ccall *c, uint32_t h2_error);
+
+static void complete_task(h2rpc__task *task) {
+  ccall *c = (ccall *)((char *)task - offsetof(ccall, task));
+  complete(c, c->deferred_h2_error);
+}
+
 static void complete(ccall *c, uint32_t h2_error) {
+  if (c->starting) {
+    /* The callback must not run inside the call that started it: finish on
+     * the next loop pass (the start task is done with c->task). */
+    list_remove(c);
+    c->starting = 0;
+    c->deferred_h2_error = h2_error;
+    c->task.run = complete_task;
+    h2rpc__loop_post(&c->ch->loop, &c->task);
+    return;
+  }
   h2rpc_status *st = &c->info->status;
   list_remove(c);
   if (c->timer_armed) {
@@ -415,8 +436,18 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
   if (frame->hd.type != NGHTTP2_HEADERS)
     return 0;
   ccall *c = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-  if (c == NULL)
+  if (c == NULL || c->local_code != H2RPC_OK)
     return 0;
+  /* A server (or an HPACK table it fills) cannot make us keep more than
+   * MAX_HEADER_LIST bytes of headers and trailers per call. */
+  c->header_bytes += namelen + valuelen + 32;
+  if (c->header_bytes > MAX_HEADER_LIST) {
+    set_local(c, H2RPC_RESOURCE_EXHAUSTED,
+              "response headers larger than %d bytes", MAX_HEADER_LIST);
+    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                              NGHTTP2_CANCEL);
+    return 0;
+  }
   if (header_is(name, namelen, ":status")) {
     c->http_status = 0;
     for (size_t i = 0; i < valuelen && i < 3; i++)
@@ -545,8 +576,10 @@ static void cconn_on_connected(h2rpc__conn *conn) {
   nghttp2_settings_entry settings[] = {
       {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, MAX_HEADER_LIST},
   };
-  nghttp2_submit_settings(conn->session, NGHTTP2_FLAG_NONE, settings, 2);
+  nghttp2_submit_settings(conn->session, NGHTTP2_FLAG_NONE, settings,
+                          sizeof(settings) / sizeof(settings[0]));
   nghttp2_session_set_local_window_size(conn->session, NGHTTP2_FLAG_NONE, 0,
                                         CONN_WINDOW);
   cc->ready = 1;
@@ -564,10 +597,17 @@ static void cconn_on_close(h2rpc__conn *conn, const char *why) {
   const char *detail = conn->close_reason ? conn->close_reason : why;
   if (ch->current == cc)
     ch->current = NULL;
-  /* A failed connect fails the calls that were waiting for it. */
+  /* A failed connect fails the calls that were waiting for it, and only
+   * those: a callback may start new calls, which wait for a new connection. */
   if (!cc->ready) {
+    call_list failed = {NULL};
     while (ch->waiting.head != NULL) {
       ccall *c = ch->waiting.head;
+      list_remove(c);
+      list_push(&failed, c);
+    }
+    while (failed.head != NULL) {
+      ccall *c = failed.head;
       set_local(c, H2RPC_UNAVAILABLE, "failed to connect to %s: %s",
                 ch->authority, detail);
       complete(c, NGHTTP2_NO_ERROR);
@@ -593,8 +633,14 @@ static const h2rpc__conn_ops cconn_ops = {cconn_on_connected, cconn_on_close,
                                           cconn_on_free};
 
 static void fail_waiting(h2rpc_channel *ch, const char *why) {
+  call_list failed = {NULL};
   while (ch->waiting.head != NULL) {
     ccall *c = ch->waiting.head;
+    list_remove(c);
+    list_push(&failed, c);
+  }
+  while (failed.head != NULL) {
+    ccall *c = failed.head;
     set_local(c, H2RPC_UNAVAILABLE, "%s", why);
     complete(c, NGHTTP2_NO_ERROR);
   }
@@ -742,6 +788,11 @@ void h2rpc_channel_free(h2rpc_channel *ch) {
     h2rpc__loop_drain(&ch->loop);
     shutdown_on_loop(ch);
   }
+  /* Tasks queued by the shutdown itself (a cancel posted by a callback, a
+   * deferred completion) still own calls: run them. The loop thread is gone
+   * or is this one. */
+  while (ch->loop.head != NULL)
+    h2rpc__loop_drain(&ch->loop);
   h2rpc__loop_destroy(&ch->loop);
   if (ch->owns_loop)
     ev_loop_destroy(ch->ev);
@@ -800,7 +851,8 @@ static ccall *call_new(h2rpc_channel *ch, const h2rpc_method *method,
   if (c == NULL)
     return NULL;
   int64_t deadline = h2rpc_ctx_deadline(ctx);
-  if (deadline == H2RPC_NO_DEADLINE && ch->opts.default_timeout_ms > 0)
+  if (deadline == H2RPC_NO_DEADLINE && ch->opts.default_timeout_ms > 0 &&
+      ch->opts.default_timeout_ms < INT64_MAX / 2000000)
     deadline = h2rpc_now_ns() + ch->opts.default_timeout_ms * 1000000;
   c->ch = ch;
   c->method = method;
@@ -829,10 +881,13 @@ static h2rpc_code call_launch(ccall *c) {
     free_call(c);
     return ended;
   }
-  if (h2rpc__loop_on_thread(&c->ch->loop))
+  if (h2rpc__loop_on_thread(&c->ch->loop)) {
+    c->starting = 1;
     start_on_loop(c);
-  else
+    c->starting = 0;
+  } else {
     h2rpc__loop_post(&c->ch->loop, &c->task);
+  }
   return H2RPC_OK;
 }
 
@@ -1057,6 +1112,10 @@ void h2rpc_stream_cancel(h2rpc_stream *s) {
 void h2rpc_stream_free(h2rpc_stream *s) {
   if (s == NULL)
     return;
+  /* ctx and info may go once this returns: end the call first (the loop
+   * touches neither after it ends the pipe). */
+  h2rpc_stream_cancel(s);
+  h2rpc__pipe_wait_end(&s->call.pipe);
   /* Tasks run in order: every wake-up this thread posted runs first. */
   h2rpc__loop_post(&s->call.ch->loop, &s->call.free_task);
 }

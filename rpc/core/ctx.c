@@ -92,7 +92,10 @@ h2rpc_code h2rpc_ctx_with_timeout(h2rpc_ctx **out, h2rpc_ctx *parent,
                                   int64_t timeout_ms) {
   int64_t now = h2rpc_now_ns();
   int64_t deadline;
-  /* Clamp instead of overflowing: a huge timeout means "no deadline". */
+  /* Clamp instead of overflowing: a huge timeout means "no deadline", a
+   * negative one "already passed". */
+  if (timeout_ms < 0)
+    timeout_ms = 0;
   if (timeout_ms >= (H2RPC_NO_DEADLINE - now) / 1000000)
     deadline = H2RPC_NO_DEADLINE;
   else

@@ -45,6 +45,7 @@
  * trip, yet bounded so a slow handler cannot be flooded. */
 #define STREAM_WINDOW (1 << 20)
 #define CONN_WINDOW (16 << 20)
+#define BUFFER_BUDGET (16 << 20)
 
 typedef struct method_entry {
   const h2rpc_method *method;
@@ -113,6 +114,12 @@ struct sconn {
   worker *w;
   sconn *prev, *next;
   h2rpc_server_call *calls; /* streams open on this connection */
+  /* Bytes of unfinished request messages buffered over all streams, and
+   * connection window held back while that passes BUFFER_BUDGET: a peer
+   * that opens many streams and never finishes a message is stopped at the
+   * budget (plus one connection window) instead of growing memory. */
+  size_t buffered;
+  size_t window_owed;
 };
 
 struct h2rpc_server_call {
@@ -137,6 +144,7 @@ struct h2rpc_server_call {
   const char *md_error;
   /* Request body. */
   h2rpc__deframer deframer;
+  size_t buffered; /* this call's share of sc->buffered */
   void *request;
   int have_request;
   /* Context and deadline. */
@@ -386,11 +394,9 @@ static void on_deadline(struct ev_loop *ev, ev_timer *w, int revents) {
   call->timer_armed = 0;
   h2rpc__ctx_end(&call->ctx, H2RPC_DEADLINE_EXCEEDED);
   if (call->in_pool) {
-    /* The handler owns the response; it learns of the deadline through its
-     * context. The client is told by the reset. */
-    nghttp2_submit_rst_stream(call->sc->conn.session, NGHTTP2_FLAG_NONE,
-                              call->stream_id, NGHTTP2_CANCEL);
-    h2rpc__conn_kick(&call->sc->conn);
+    /* The handler learns of it through its context; the client gets the
+     * status (or a reset, once messages went out). */
+    fail_call(call, H2RPC_DEADLINE_EXCEEDED, "deadline exceeded on the server");
   } else if (!call->responded) {
     fail_call(call, H2RPC_DEADLINE_EXCEEDED, "deadline exceeded on the server");
     nghttp2_submit_rst_stream(call->sc->conn.session, NGHTTP2_FLAG_NONE,
@@ -451,6 +457,7 @@ static void invoke_handler(h2rpc_server_call *call) {
 }
 
 static void free_call(h2rpc_server_call *call);
+static void return_window(sconn *sc);
 
 /* Back on the loop after a pool thread ran the handler. */
 static void pool_done_task(h2rpc__task *task) {
@@ -686,6 +693,9 @@ static void on_request_headers(h2rpc_server_call *call) {
  * thread still runs is freed when it comes back; others now. */
 static void release_call(h2rpc_server_call *call) {
   sconn *sc = call->sc;
+  sc->buffered -= call->buffered;
+  call->buffered = 0;
+  return_window(sc);
   if (call->prev != NULL)
     call->prev->next = call->next;
   else
@@ -828,6 +838,28 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
   return 0;
 }
 
+/* Gives the connection window back, unless unfinished messages of this
+ * connection use more than the budget. The connection window always goes
+ * back otherwise: one slow stream must not stall the others. */
+static void return_window(sconn *sc) {
+  if (sc->window_owed == 0 || sc->buffered > BUFFER_BUDGET ||
+      sc->conn.session == NULL)
+    return;
+  nghttp2_session_consume_connection(sc->conn.session, sc->window_owed);
+  sc->window_owed = 0;
+  h2rpc__conn_kick(&sc->conn);
+}
+
+/* Updates the connection's count of buffered partial-message bytes. */
+static void account_buffered(h2rpc_server_call *call) {
+  size_t now = h2rpc__deframer_partial(&call->deframer)
+                   ? call->deframer.header_have + call->deframer.body_have
+                   : 0;
+  if (call->sc != NULL)
+    call->sc->buffered = call->sc->buffered - call->buffered + now;
+  call->buffered = now;
+}
+
 static int on_data_chunk(nghttp2_session *session, uint8_t flags,
                          int32_t stream_id, const uint8_t *data, size_t len,
                          void *user_data) {
@@ -837,20 +869,24 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags,
       nghttp2_session_get_stream_user_data(session, stream_id);
   /* Window goes back to the client as data is taken, except while the
    * handler of a stream lags behind (see transport/pipe.h). */
+  (void)user_data;
   int live = call != NULL && !call->responded && call->entry != NULL;
   size_t give = live && call->is_stream
                     ? h2rpc__pipe_received(&call->pipe, len)
                     : len;
-  /* The connection window always goes back at once: one slow stream must
-   * not stall the others. The stream's own window waits for its handler. */
-  nghttp2_session_consume_connection(session, len);
   if (give > 0)
     nghttp2_session_consume_stream(session, stream_id, give);
-  if (!live)
+  sconn *sc = user_data;
+  sc->window_owed += len;
+  if (!live) {
+    return_window(sc);
     return 0; /* already answered: the rest of the body is dropped */
+  }
   const char *why = NULL;
   h2rpc_code rc = h2rpc__deframer_feed(&call->deframer, data, len,
                                        on_request_message, call, &why);
+  account_buffered(call);
+  return_window(sc);
   if (rc == H2RPC_RESOURCE_EXHAUSTED)
     fail_call(call, rc,
               "received message larger than max (%" PRIu32 " vs. %zu)",
@@ -899,8 +935,11 @@ static void sconn_on_connected(h2rpc__conn *c) { (void)c; }
 static void sconn_on_close(h2rpc__conn *c, const char *why) {
   sconn *sc = conn_of(c);
   H2RPC_LOG(H2RPC__LOG_DEBUG, "server connection closed: %s", why);
-  for (h2rpc_server_call *call = sc->calls; call != NULL; call = call->next)
+  for (h2rpc_server_call *call = sc->calls; call != NULL; call = call->next) {
     h2rpc__ctx_end(&call->ctx, H2RPC_CANCELLED);
+    if (call->is_stream) /* a handler blocked in recv or send returns */
+      h2rpc__pipe_end(&call->pipe, H2RPC_CANCELLED);
+  }
   if (sc->prev != NULL)
     sc->prev->next = sc->next;
   else
@@ -941,6 +980,7 @@ static void accept_one(worker *w, int fd) {
                                        opt);
   nghttp2_option_del(opt);
   if (rv != 0) {
+    ev_io_stop(w->ev, &sc->conn.read_watcher);
     close(fd);
     free(sc);
     return;
@@ -1014,7 +1054,10 @@ static void stop_task_run(h2rpc__task *task) {
         NGHTTP2_NO_ERROR, NULL, 0);
     h2rpc__conn_kick(&sc->conn);
   }
-  w->stop_deadline_ns = h2rpc_now_ns() + w->srv->grace_ms * 1000000;
+  int64_t grace_ms = w->srv->grace_ms;
+  if (grace_ms > 86400000)
+    grace_ms = 86400000; /* a day: enough, and no overflow */
+  w->stop_deadline_ns = h2rpc_now_ns() + grace_ms * 1000000;
   /* In-flight calls are few and short; check every 10 ms. */
   ev_timer_init(&w->stop_timer, stop_check, 0., 0.01);
   w->stop_timer.data = w;
@@ -1162,6 +1205,8 @@ static h2rpc_code worker_setup(h2rpc_server *srv, worker *w, int index) {
   w->listen_fds = calloc(w->listen_count, sizeof(int));
   if (w->accept_watchers == NULL || w->listen_fds == NULL)
     return H2RPC_RESOURCE_EXHAUSTED;
+  for (size_t i = 0; i < w->listen_count; i++)
+    w->listen_fds[i] = -1;
   for (size_t i = 0; i < w->listen_count; i++) {
     listener_spec *spec = &srv->listeners[i];
     int fd;

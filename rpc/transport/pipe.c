@@ -4,6 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* What a queued incoming message costs, for the cap: its bytes, its header
+ * and the 5-byte prefix it had on the wire, so a flood of empty messages
+ * counts too. */
+static size_t in_cost(const h2rpc__msg *m) {
+  return m->len + sizeof(*m) + 5;
+}
+
 h2rpc__msg *h2rpc__msg_new(size_t len) {
   h2rpc__msg *m = malloc(sizeof(*m) + (len ? len : 1));
   if (m != NULL) {
@@ -108,7 +115,7 @@ h2rpc__msg *h2rpc__pipe_recv(h2rpc__pipe *p) {
     p->in_head = m->next;
     if (p->in_head == NULL)
       p->in_tail = NULL;
-    p->in_bytes -= m->len;
+    p->in_bytes -= in_cost(m);
     /* The loop holds back window while we lag; tell it we caught up. */
     if (p->window_owed > 0 && p->in_bytes < H2RPC__PIPE_IN_CAP)
       wake_loop(p);
@@ -175,7 +182,7 @@ h2rpc_code h2rpc__pipe_put_in(h2rpc__pipe *p, const uint8_t *data,
   else
     p->in_head = m;
   p->in_tail = m;
-  p->in_bytes += len;
+  p->in_bytes += in_cost(m);
   pthread_cond_broadcast(&p->cv);
   pthread_mutex_unlock(&p->mu);
   return H2RPC_OK;

@@ -49,7 +49,7 @@ typedef struct h2rpc__pipe {
   int out_deferred;      /* the data provider is waiting for data */
   /* loop -> user */
   h2rpc__msg *in_head, *in_tail;
-  size_t in_bytes;
+  size_t in_bytes;       /* cost of the unread messages (see in_cost) */
   size_t window_owed;    /* received bytes not yet returned to the peer */
   int in_ended;          /* no more messages will arrive */
   /* the end */

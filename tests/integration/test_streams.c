@@ -15,6 +15,19 @@
 #include "grpc/testing/test.h2rpc.h"
 
 #define CHUNK (64 * 1024)
+
+/* AddressSanitizer keeps freed memory in quarantine, so resident memory says
+ * nothing about the runtime there: the bound is checked in normal builds. */
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
 #ifndef GIB_MESSAGES
 #define GIB_MESSAGES (16384) /* 16384 x 64 KiB = 1 GiB */
 #endif
@@ -191,7 +204,8 @@ START_TEST(one_gib_to_a_slow_reader) {
          "%ld KiB at start, at most %ld KiB while sending\n",
          mib, secs, mib * 1.048576 / secs, rss_start, rss_max);
   /* Sender and receiver share this process: both stay bounded. */
-  ck_assert_int_lt(rss_max, 64 * 1024);
+  if (!UNDER_ASAN)
+    ck_assert_int_lt(rss_max, 64 * 1024);
   h2rpc_stream_free(s);
   h2rpc_call_info_reset(&info);
   free(buf);
