@@ -180,6 +180,48 @@ int h2raw_request(h2raw *h, const char *const *headers, const uint8_t *body,
   return pump(h, now_ms() + timeout_ms);
 }
 
+static ssize_t read_nothing_yet(nghttp2_session *s, int32_t id, uint8_t *buf,
+                                size_t length, uint32_t *flags,
+                                nghttp2_data_source *src, void *ud) {
+  (void)s;
+  (void)id;
+  (void)buf;
+  (void)length;
+  (void)flags;
+  (void)src;
+  (void)ud;
+  return NGHTTP2_ERR_DEFERRED; /* the body never comes */
+}
+
+int h2raw_open_stream(h2raw *h, const char *const *headers) {
+  static h2raw_result unused;
+  memset(&unused, 0, sizeof(unused));
+  h->res = &unused;
+  nghttp2_nv nv[64];
+  size_t count = 0;
+  for (size_t i = 0; headers[i] != NULL && count < 64; i += 2) {
+    nv[count].name = (uint8_t *)(uintptr_t)headers[i];
+    nv[count].namelen = strlen(headers[i]);
+    nv[count].value = (uint8_t *)(uintptr_t)headers[i + 1];
+    nv[count].valuelen = strlen(headers[i + 1]);
+    nv[count].flags = NGHTTP2_NV_FLAG_NONE;
+    count++;
+  }
+  nghttp2_data_provider provider;
+  provider.source.ptr = NULL;
+  provider.read_callback = read_nothing_yet;
+  h->stream_id =
+      nghttp2_submit_request(h->session, NULL, nv, count, &provider, NULL);
+  if (h->stream_id < 0)
+    return -1;
+  const uint8_t *data;
+  ssize_t n;
+  while ((n = nghttp2_session_mem_send(h->session, &data)) > 0)
+    if (send(h->fd, data, (size_t)n, MSG_NOSIGNAL) != n)
+      return -1;
+  return n < 0 ? -1 : 0;
+}
+
 void h2raw_close(h2raw *h) {
   if (h == NULL)
     return;

@@ -33,6 +33,13 @@ h2raw *h2raw_connect(int port);
 int h2raw_request(h2raw *h, const char *const *headers, const uint8_t *body,
                   size_t body_len, int timeout_ms, h2raw_result *res);
 
+/*
+ * Opens a request stream and sends its HEADERS (no END_STREAM, no body), so
+ * the server's handler starts and waits for more. Returns 0 once the frame is
+ * out, -1 on failure. Then h2raw_close() drops the connection under it.
+ */
+int h2raw_open_stream(h2raw *h, const char *const *headers);
+
 /* The standard gRPC request headers for `path`, NULL-terminated. */
 #define H2RAW_GRPC_HEADERS(path)                                               \
   ":method", "POST", ":scheme", "http", ":path", (path), ":authority",         \

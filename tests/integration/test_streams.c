@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "grpc/testing/test.h2rpc.h"
+#include "h2raw.h"
 
 #define CHUNK (64 * 1024)
 
@@ -128,6 +129,8 @@ static h2rpc_code wait_for_cancel(h2rpc_server_stream *stream,
   return H2RPC_CANCELLED;
 }
 
+static int server_port;
+
 static void start_server(h2rpc_stream_handler input_handler) {
   h2rpc_server_options opts;
   h2rpc_server_options_init(&opts);
@@ -137,6 +140,7 @@ static void start_server(h2rpc_stream_handler input_handler) {
   ck_assert_int_eq(h2rpc_server_new(&server, &opts), H2RPC_OK);
   ck_assert_int_eq(h2rpc_server_listen(server, "127.0.0.1:0", &port),
                    H2RPC_OK);
+  server_port = port;
   grpc_testing_TestService_handlers h;
   memset(&h, 0, sizeof(h));
   h.StreamingInputCall = input_handler;
@@ -348,6 +352,40 @@ START_TEST(message_over_the_limit_midway) {
 }
 END_TEST
 
+/* Regression: a connection dropped (no RST_STREAM) under a streaming handler
+ * left the handler blocked in recv forever, and server stop with it. */
+START_TEST(connection_drop_ends_a_stream_handler) {
+  start_server(wait_for_cancel);
+  seen_done = 0;
+  handler_started = 0;
+  h2raw *raw = h2raw_connect(server_port);
+  ck_assert_ptr_nonnull(raw);
+  const char *headers[] = {
+      H2RAW_GRPC_HEADERS("/grpc.testing.TestService/StreamingInputCall"),
+      NULL};
+  ck_assert_int_eq(h2raw_open_stream(raw, headers), 0);
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 5;
+  pthread_mutex_lock(&seen_mu);
+  while (!handler_started &&
+         pthread_cond_timedwait(&seen_cv, &seen_mu, &until) == 0) {
+  }
+  pthread_mutex_unlock(&seen_mu);
+  ck_assert_msg(handler_started, "the handler did not start");
+  h2raw_close(raw); /* the peer vanishes mid-stream */
+  pthread_mutex_lock(&seen_mu);
+  while (!seen_done &&
+         pthread_cond_timedwait(&seen_cv, &seen_mu, &until) == 0) {
+  }
+  int done = seen_done;
+  pthread_mutex_unlock(&seen_mu);
+  ck_assert_msg(done, "the handler did not return after the connection drop");
+  ck_assert_int_eq(seen_ctx, H2RPC_CANCELLED);
+  stop_server(); /* returns: no handler is left blocked */
+}
+END_TEST
+
 static void *cancel_later(void *ctx) {
   struct timespec ts = {0, 50000000};
   nanosleep(&ts, NULL);
@@ -400,6 +438,7 @@ int main(void) {
   tcase_add_test(tc, server_error_midway);
   tcase_add_test(tc, message_over_the_limit_midway);
   tcase_add_test(tc, context_ends_a_stream);
+  tcase_add_test(tc, connection_drop_ends_a_stream_handler);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
