@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test demo sanitize clean format
+.PHONY: all deps build test demo bench sanitize clean format
 
 all: build
 
@@ -20,6 +20,11 @@ test: build
 
 demo: build
 	bash scripts/demo.sh $(BUILD)
+
+# h2rpc side by side with gRPC C++ (scripts/bench.sh); updates docs/benchmarks.md.
+bench: build
+	@bash scripts/install-deps.sh --bench
+	BUILD=$(BUILD) bash scripts/bench.sh
 
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer (clang),
 # leaks included.

@@ -14,6 +14,11 @@ packages=(
   python3-grpcio python3-grpc-tools python3-protobuf grpc-proto
 )
 
+# `--bench` adds what `make bench` needs: h2load and the gRPC C++ reference.
+if [ "${1:-}" = "--bench" ]; then
+  packages+=(nghttp2-client libgrpc++-dev protobuf-compiler-grpc)
+fi
+
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
