@@ -106,6 +106,8 @@ struct worker {
   sconn *conns;
   h2rpc__task stop_task;
   ev_timer stop_timer;
+  ev_timer accept_pause; /* out of file descriptors: retry accepting later */
+  int stopping;
   int64_t stop_deadline_ns;
 };
 
@@ -1002,18 +1004,39 @@ static void accept_one(worker *w, int fd) {
   h2rpc__conn_kick(&sc->conn);
 }
 
+static void on_accept_resume(struct ev_loop *ev, ev_timer *timer,
+                             int revents) {
+  worker *w = timer->data;
+  (void)revents;
+  if (w->stopping)
+    return;
+  for (size_t i = 0; i < w->listen_count; i++)
+    ev_io_start(ev, &w->accept_watchers[i]);
+}
+
 static void on_accept(struct ev_loop *ev, ev_io *watcher, int revents) {
   worker *w = watcher->data;
-  (void)ev;
   (void)revents;
   for (int i = 0; i < 64; i++) {
     int fd = accept4(watcher->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-        H2RPC_LOG(H2RPC__LOG_WARN, "accept: %s", strerror(errno));
-      return;
+    if (fd >= 0) {
+      accept_one(w, fd);
+      continue;
     }
-    accept_one(w, fd);
+    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+        errno == ENOMEM) {
+      /* The listener stays readable while the backlog waits, so retrying
+       * now would spin: pause accepting for 100 ms instead. */
+      H2RPC_LOG(H2RPC__LOG_WARN, "accept: %s; pausing for 100 ms",
+                strerror(errno));
+      for (size_t j = 0; j < w->listen_count; j++)
+        ev_io_stop(ev, &w->accept_watchers[j]);
+      ev_timer_set(&w->accept_pause, 0.1, 0.);
+      ev_timer_start(ev, &w->accept_pause);
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      H2RPC_LOG(H2RPC__LOG_WARN, "accept: %s", strerror(errno));
+    }
+    return;
   }
 }
 
@@ -1042,6 +1065,8 @@ static void stop_check(struct ev_loop *ev, ev_timer *timer, int revents) {
 
 static void stop_task_run(h2rpc__task *task) {
   worker *w = (worker *)((char *)task - offsetof(worker, stop_task));
+  w->stopping = 1;
+  ev_timer_stop(w->ev, &w->accept_pause);
   for (size_t i = 0; i < w->listen_count; i++) {
     ev_io_stop(w->ev, &w->accept_watchers[i]);
     close(w->listen_fds[i]);
@@ -1226,6 +1251,8 @@ static h2rpc_code worker_setup(h2rpc_server *srv, worker *w, int index) {
     ev_io_start(w->ev, &w->accept_watchers[i]);
   }
   w->stop_task.run = stop_task_run;
+  ev_timer_init(&w->accept_pause, on_accept_resume, 0.1, 0.);
+  w->accept_pause.data = w;
   return H2RPC_OK;
 }
 
