@@ -93,6 +93,12 @@ struct ccall {
   h2rpc__task free_task;
   int user_released;
   _Atomic int user_cancel; /* a code the user asked to end the call with */
+  /* Callback streams (h2rpc_stream_start_async): messages are decoded on the
+   * loop into rx_msg and handed to cbs->on_message; cbs->on_done replaces
+   * the pipe's end for the user. */
+  const h2rpc_stream_callbacks *cbs;
+  void *cb_user_data;
+  void *rx_msg;
 };
 
 struct h2rpc_channel {
@@ -152,6 +158,7 @@ static void set_local(ccall *c, h2rpc_code code, const char *fmt, ...)
 static void free_call(ccall *c) {
   if (c->is_stream)
     h2rpc__pipe_destroy(&c->pipe);
+  free(c->rx_msg);
   free(c->req);
   free(c->grpc_message);
   free(c->local_message);
@@ -163,8 +170,13 @@ static void free_call(ccall *c) {
 /* Frees the call once nothing refers to it any more: completed, no cancel
  * task queued, and for a stream, released by its user. Loop thread. */
 static void maybe_free(ccall *c) {
-  if (c->completed && !c->cancel_posted && (!c->is_stream || c->user_released))
-    free_call(c);
+  if (!c->completed || c->cancel_posted)
+    return;
+  /* A stream also waits for its user, and for a queued wake task. */
+  if (c->is_stream &&
+      (!c->user_released || h2rpc__pipe_wake_pending(&c->pipe)))
+    return;
+  free_call(c);
 }
 
 /* Records why this side ends the call; the first reason wins. */
@@ -245,10 +257,13 @@ static void complete(ccall *c, uint32_t h2_error) {
    * already ran, its task is queued and frees the call instead. */
   h2rpc_ctx_watch_stop(&c->watch);
   c->completed = 1;
-  if (c->is_stream)
-    h2rpc__pipe_end(&c->pipe, st->code); /* wakes the user thread */
-  else
+  if (c->is_stream) {
+    h2rpc__pipe_end(&c->pipe, st->code); /* wakes a blocked user thread */
+    if (c->cbs != NULL && !c->user_released)
+      c->cbs->on_done((h2rpc_stream *)c, st, c->cb_user_data);
+  } else {
     c->done(st, c->user_data);
+  }
   maybe_free(c);
 }
 
@@ -398,6 +413,21 @@ static h2rpc_code on_response_message(void *user_data, int compressed,
               "negotiated");
     return H2RPC_INTERNAL;
   }
+  if (c->cbs != NULL) {
+    /* A callback stream: decode here and hand it over on the loop. */
+    const char *why = NULL;
+    memset(c->rx_msg, 0, c->method->response_size);
+    if (h2rpc__pb_decode(c->method->response, c->rx_msg, data, len, &why) !=
+        0) {
+      set_local(c, H2RPC_INTERNAL, "cannot parse a message of %s: %s",
+                c->method->path, why ? why : "invalid protobuf");
+      return H2RPC_INTERNAL;
+    }
+    c->got_message = 1;
+    c->cbs->on_message((h2rpc_stream *)c, c->rx_msg, c->cb_user_data);
+    h2rpc_message_release(c->method->response, c->rx_msg);
+    return H2RPC_OK;
+  }
   if (c->is_stream) {
     /* Decoded by the user thread in h2rpc_stream_recv. */
     c->got_message = 1;
@@ -495,7 +525,7 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags,
   /* Window goes back to the server as data is taken, except while the user
    * of a stream lags behind (see transport/pipe.h). */
   size_t give = len;
-  if (c != NULL && c->is_stream && c->local_code == H2RPC_OK)
+  if (c != NULL && c->is_stream && c->cbs == NULL && c->local_code == H2RPC_OK)
     give = h2rpc__pipe_received(&c->pipe, len);
   /* The connection window always goes back at once: one slow stream must
    * not stall the others. The stream's own window waits for its reader. */
@@ -986,8 +1016,10 @@ struct h2rpc_stream {
 static void stream_wake(h2rpc__task *task) {
   ccall *c = (ccall *)((char *)task - offsetof(ccall, pipe.wake));
   h2rpc__pipe_woken(&c->pipe);
-  if (c->completed)
+  if (c->completed) {
+    maybe_free(c); /* the free may have waited for this task */
     return;
+  }
   int cancel = atomic_exchange(&c->user_cancel, 0);
   if (cancel != H2RPC_OK) {
     if (cancel == H2RPC_CANCELLED)
@@ -1008,6 +1040,9 @@ static void stream_wake(h2rpc__task *task) {
   if (give > 0)
     nghttp2_session_consume_stream(session, c->stream_id, give);
   h2rpc__conn_kick(&c->cc->conn);
+  if (c->cbs != NULL && c->cbs->on_writable != NULL &&
+      h2rpc__pipe_take_writable(&c->pipe))
+    c->cbs->on_writable((h2rpc_stream *)c, c->cb_user_data);
 }
 
 /* The user let go of the stream (h2rpc_stream_free). */
@@ -1054,8 +1089,39 @@ h2rpc_code h2rpc_stream_start(h2rpc_stream **out, h2rpc_channel *ch,
   return rc;
 }
 
-h2rpc_code h2rpc_stream_send(h2rpc_stream *s, const void *msg) {
-  ccall *c = &s->call;
+h2rpc_code h2rpc_stream_start_async(h2rpc_stream **out, h2rpc_channel *ch,
+                                    const h2rpc_method *method, h2rpc_ctx *ctx,
+                                    h2rpc_call_info *info,
+                                    const h2rpc_stream_callbacks *cbs,
+                                    void *user_data) {
+  if (out == NULL || ch == NULL || method == NULL || cbs == NULL ||
+      cbs->on_message == NULL || cbs->on_done == NULL)
+    return H2RPC_INVALID_ARGUMENT;
+  h2rpc_code rc = call_precheck(ch, method, ctx, info, 1);
+  if (rc != H2RPC_OK)
+    return rc;
+  ccall *c = call_new(ch, method, ctx, info);
+  if (c == NULL)
+    return H2RPC_RESOURCE_EXHAUSTED;
+  c->rx_msg = calloc(1, method->response_size ? method->response_size : 1);
+  if (c->rx_msg == NULL ||
+      h2rpc__pipe_init(&c->pipe, &ch->loop, stream_wake) != 0) {
+    free_call(c);
+    return H2RPC_RESOURCE_EXHAUSTED;
+  }
+  c->is_stream = 1;
+  c->cbs = cbs;
+  c->cb_user_data = user_data;
+  c->free_task.run = stream_free_task;
+  atomic_init(&c->user_cancel, 0);
+  rc = call_launch(c);
+  if (rc == H2RPC_OK)
+    *out = (h2rpc_stream *)c;
+  return rc;
+}
+
+/* Encodes msg as one framed message for the stream. */
+static h2rpc_code encode_msg(ccall *c, const void *msg, h2rpc__msg **out) {
   const char *why = NULL;
   size_t size;
   if (h2rpc__pb_encoded_size(c->method->request, msg, &size, &why) !=
@@ -1072,7 +1138,25 @@ h2rpc_code h2rpc_stream_send(h2rpc_stream *s, const void *msg) {
     free(m);
     return H2RPC_INVALID_ARGUMENT;
   }
-  return h2rpc__pipe_send(&c->pipe, m);
+  *out = m;
+  return H2RPC_OK;
+}
+
+h2rpc_code h2rpc_stream_send(h2rpc_stream *s, const void *msg) {
+  h2rpc__msg *m;
+  h2rpc_code rc = encode_msg(&s->call, msg, &m);
+  return rc == H2RPC_OK ? h2rpc__pipe_send(&s->call.pipe, m) : rc;
+}
+
+h2rpc_code h2rpc_stream_try_send(h2rpc_stream *s, const void *msg) {
+  h2rpc__msg *m;
+  h2rpc_code rc = encode_msg(&s->call, msg, &m);
+  if (rc != H2RPC_OK)
+    return rc;
+  rc = h2rpc__pipe_try_send(&s->call.pipe, m);
+  if (rc == H2RPC_RESOURCE_EXHAUSTED)
+    free(m); /* full: not taken */
+  return rc;
 }
 
 void h2rpc_stream_close_send(h2rpc_stream *s) {
@@ -1112,6 +1196,12 @@ void h2rpc_stream_cancel(h2rpc_stream *s) {
 void h2rpc_stream_free(h2rpc_stream *s) {
   if (s == NULL)
     return;
+  if (s->call.cbs != NULL) {
+    /* A callback stream (its loop thread, maybe inside one of its own
+     * callbacks): let go at the next safe point of the loop. */
+    h2rpc__loop_post(&s->call.ch->loop, &s->call.free_task);
+    return;
+  }
   /* ctx and info may go once this returns: end the call first (the loop
    * touches neither after it ends the pipe). */
   h2rpc_stream_cancel(s);

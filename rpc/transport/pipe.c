@@ -63,28 +63,30 @@ void h2rpc__pipe_poke(h2rpc__pipe *p) {
   pthread_mutex_unlock(&p->mu);
 }
 
+int h2rpc__pipe_wake_pending(h2rpc__pipe *p) {
+  pthread_mutex_lock(&p->mu);
+  int pending = p->wake_posted;
+  pthread_mutex_unlock(&p->mu);
+  return pending;
+}
+
 void h2rpc__pipe_woken(h2rpc__pipe *p) {
   pthread_mutex_lock(&p->mu);
   p->wake_posted = 0;
   pthread_mutex_unlock(&p->mu);
 }
 
-h2rpc_code h2rpc__pipe_send(h2rpc__pipe *p, h2rpc__msg *m) {
-  pthread_mutex_lock(&p->mu);
-  /* Room for one message is always made, so a message larger than the cap
-   * still goes (alone). */
-  while (!p->ended && !p->out_closed && p->out_bytes >= H2RPC__PIPE_OUT_CAP)
-    pthread_cond_wait(&p->cv, &p->mu);
-  h2rpc_code rc = H2RPC_OK;
+/* Under p->mu: why a message cannot be queued now, or OK. */
+static h2rpc_code refusal(h2rpc__pipe *p) {
   if (p->ended)
-    rc = p->end_code == H2RPC_OK ? H2RPC_FAILED_PRECONDITION : p->end_code;
-  else if (p->out_closed)
-    rc = H2RPC_FAILED_PRECONDITION;
-  if (rc != H2RPC_OK) {
-    pthread_mutex_unlock(&p->mu);
-    free(m);
-    return rc;
-  }
+    return p->end_code == H2RPC_OK ? H2RPC_FAILED_PRECONDITION : p->end_code;
+  if (p->out_closed)
+    return H2RPC_FAILED_PRECONDITION;
+  return H2RPC_OK;
+}
+
+/* Under p->mu. */
+static void enqueue_out(h2rpc__pipe *p, h2rpc__msg *m) {
   m->next = NULL;
   if (p->out_tail != NULL)
     p->out_tail->next = m;
@@ -93,8 +95,45 @@ h2rpc_code h2rpc__pipe_send(h2rpc__pipe *p, h2rpc__msg *m) {
   p->out_tail = m;
   p->out_bytes += m->len;
   wake_loop(p);
+}
+
+h2rpc_code h2rpc__pipe_send(h2rpc__pipe *p, h2rpc__msg *m) {
+  pthread_mutex_lock(&p->mu);
+  /* Room for one message is always made, so a message larger than the cap
+   * still goes (alone). */
+  while (!p->ended && !p->out_closed && p->out_bytes >= H2RPC__PIPE_OUT_CAP)
+    pthread_cond_wait(&p->cv, &p->mu);
+  h2rpc_code rc = refusal(p);
+  if (rc == H2RPC_OK)
+    enqueue_out(p, m);
   pthread_mutex_unlock(&p->mu);
-  return H2RPC_OK;
+  if (rc != H2RPC_OK)
+    free(m);
+  return rc;
+}
+
+h2rpc_code h2rpc__pipe_try_send(h2rpc__pipe *p, h2rpc__msg *m) {
+  pthread_mutex_lock(&p->mu);
+  h2rpc_code rc = refusal(p);
+  if (rc == H2RPC_OK && p->out_bytes >= H2RPC__PIPE_OUT_CAP) {
+    p->want_writable = 1;
+    pthread_mutex_unlock(&p->mu);
+    return H2RPC_RESOURCE_EXHAUSTED; /* not taken: the caller keeps m */
+  }
+  if (rc == H2RPC_OK)
+    enqueue_out(p, m);
+  pthread_mutex_unlock(&p->mu);
+  if (rc != H2RPC_OK)
+    free(m);
+  return rc;
+}
+
+int h2rpc__pipe_take_writable(h2rpc__pipe *p) {
+  pthread_mutex_lock(&p->mu);
+  int writable = p->writable;
+  p->writable = 0;
+  pthread_mutex_unlock(&p->mu);
+  return writable;
 }
 
 void h2rpc__pipe_close_send(h2rpc__pipe *p) {
@@ -163,8 +202,14 @@ size_t h2rpc__pipe_take_out(h2rpc__pipe *p, uint8_t *buf, size_t length,
       p->out_deferred = 1;
     }
   }
-  if (n > 0)
-    pthread_cond_broadcast(&p->cv); /* room for senders */
+  if (n > 0) {
+    pthread_cond_broadcast(&p->cv); /* room for blocked senders */
+    if (p->want_writable && p->out_bytes < H2RPC__PIPE_OUT_CAP) {
+      p->want_writable = 0;
+      p->writable = 1;
+      wake_loop(p); /* on_writable runs from the wake task */
+    }
+  }
   pthread_mutex_unlock(&p->mu);
   return n;
 }

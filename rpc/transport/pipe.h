@@ -47,6 +47,8 @@ typedef struct h2rpc__pipe {
   size_t out_bytes;      /* queued, not yet handed over */
   int out_closed;        /* the user half-closed: no more sends */
   int out_deferred;      /* the data provider is waiting for data */
+  int want_writable;     /* try_send found the queue full */
+  int writable;          /* ...and it has room again: tell the user */
   /* loop -> user */
   h2rpc__msg *in_head, *in_tail;
   size_t in_bytes;       /* cost of the unread messages (see in_cost) */
@@ -75,6 +77,14 @@ void h2rpc__pipe_destroy(h2rpc__pipe *p);
  * the queue is full. Returns OK, FAILED_PRECONDITION after close_send, or the
  * end code once the stream has ended (the message is then freed). */
 h2rpc_code h2rpc__pipe_send(h2rpc__pipe *p, h2rpc__msg *m);
+
+/* As h2rpc__pipe_send but never waits: RESOURCE_EXHAUSTED when the queue is
+ * full (the message is then not taken; h2rpc__pipe_take_writable tells when
+ * there is room). */
+h2rpc_code h2rpc__pipe_try_send(h2rpc__pipe *p, h2rpc__msg *m);
+
+/* Whether a full queue has room again since try_send failed, clearing it. */
+int h2rpc__pipe_take_writable(h2rpc__pipe *p);
 
 /* Half-closes the sending side. */
 void h2rpc__pipe_close_send(h2rpc__pipe *p);
@@ -128,6 +138,10 @@ void h2rpc__pipe_in_end(h2rpc__pipe *p);
 
 /* The stream is over with `code`; wakes every waiter. First call wins. */
 void h2rpc__pipe_end(h2rpc__pipe *p, h2rpc_code code);
+
+/* Whether a wake task is queued (the owner must not be freed before it
+ * runs). */
+int h2rpc__pipe_wake_pending(h2rpc__pipe *p);
 
 /* Marks the wake task as run (call first thing in wake_run). */
 void h2rpc__pipe_woken(h2rpc__pipe *p);

@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <check.h>
+#include <ev.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -386,6 +387,105 @@ START_TEST(connection_drop_ends_a_stream_handler) {
 }
 END_TEST
 
+/* The callback form, on a loop this thread runs: ping-pong 100 times. */
+typedef struct pingpong {
+  struct ev_loop *loop;
+  h2rpc_stream *s;
+  int sent, received, done_calls;
+  h2rpc_code status;
+  int free_in_message; /* free the stream from inside on_message */
+} pingpong;
+
+static void pp_send(pingpong *pp) {
+  grpc_testing_ResponseParameters params = {.size = 32};
+  grpc_testing_StreamingOutputCallRequest req =
+      grpc_testing_StreamingOutputCallRequest_init_zero;
+  req.response_parameters = &params;
+  req.response_parameters_count = 1;
+  ck_assert_int_eq(h2rpc_stream_try_send(pp->s, &req), H2RPC_OK);
+  pp->sent++;
+}
+
+static void pp_message(h2rpc_stream *s, const void *msg, void *user_data) {
+  pingpong *pp = user_data;
+  const grpc_testing_StreamingOutputCallResponse *resp = msg;
+  ck_assert_uint_eq(h2rpc_bytes_size(&resp->payload.body), 32);
+  pp->received++;
+  if (pp->free_in_message) {
+    h2rpc_stream_free(s); /* from inside its own callback */
+    pp->s = NULL;
+    ev_break(pp->loop, EVBREAK_ALL);
+    return;
+  }
+  if (pp->sent < 100)
+    pp_send(pp);
+  else
+    h2rpc_stream_close_send(s);
+}
+
+static void pp_done(h2rpc_stream *s, const h2rpc_status *st, void *user_data) {
+  pingpong *pp = user_data;
+  (void)s;
+  pp->done_calls++;
+  pp->status = st->code;
+  ev_break(pp->loop, EVBREAK_ALL);
+}
+
+static void give_up(struct ev_loop *loop, ev_timer *w, int revents) {
+  (void)w;
+  (void)revents;
+  ev_break(loop, EVBREAK_ALL);
+}
+
+static const h2rpc_stream_callbacks pp_callbacks = {pp_message, NULL,
+                                                    pp_done};
+
+START_TEST(callback_stream_on_a_caller_loop) {
+  start_server(verify_input);
+  struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+  h2rpc_channel_options opts;
+  h2rpc_channel_options_init(&opts);
+  opts.loop = loop;
+  char target[32];
+  snprintf(target, sizeof(target), "127.0.0.1:%d", server_port);
+  h2rpc_channel *ch;
+  ck_assert_int_eq(h2rpc_channel_new(&ch, target, &opts), H2RPC_OK);
+  ev_timer limit;
+  ev_timer_init(&limit, give_up, 10., 0.);
+  ev_timer_start(loop, &limit);
+
+  pingpong pp = {.loop = loop, .status = H2RPC_UNKNOWN};
+  ck_assert_int_eq(h2rpc_stream_start_async(
+                       &pp.s, ch, &grpc_testing_TestService_FullDuplexCall_method,
+                       NULL, NULL, &pp_callbacks, &pp),
+                   H2RPC_OK);
+  pp_send(&pp);
+  ev_run(loop, 0);
+  ck_assert_int_eq(pp.done_calls, 1);
+  ck_assert_int_eq(pp.status, H2RPC_OK);
+  ck_assert_int_eq(pp.received, 100);
+  h2rpc_stream_free(pp.s);
+
+  /* Freed from inside on_message: no on_done, nothing leaks (ASan). */
+  pingpong pp2 = {.loop = loop, .status = H2RPC_UNKNOWN, .free_in_message = 1};
+  ck_assert_int_eq(h2rpc_stream_start_async(
+                       &pp2.s, ch,
+                       &grpc_testing_TestService_FullDuplexCall_method, NULL,
+                       NULL, &pp_callbacks, &pp2),
+                   H2RPC_OK);
+  pp_send(&pp2);
+  ev_run(loop, 0);
+  ck_assert_int_eq(pp2.received, 1);
+  ck_assert_int_eq(pp2.done_calls, 0);
+  ev_run(loop, EVRUN_NOWAIT); /* the free happens at a safe point */
+
+  ev_timer_stop(loop, &limit);
+  h2rpc_channel_free(ch);
+  ev_loop_destroy(loop);
+  stop_server();
+}
+END_TEST
+
 static void *cancel_later(void *ctx) {
   struct timespec ts = {0, 50000000};
   nanosleep(&ts, NULL);
@@ -439,6 +539,7 @@ int main(void) {
   tcase_add_test(tc, message_over_the_limit_midway);
   tcase_add_test(tc, context_ends_a_stream);
   tcase_add_test(tc, connection_drop_ends_a_stream_handler);
+  tcase_add_test(tc, callback_stream_on_a_caller_loop);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

@@ -1,6 +1,6 @@
 /*
  * h2rpc/stream.h: streaming calls (client-streaming, server-streaming and
- * bidirectional), in a blocking form.
+ * bidirectional): a blocking form and, on the client, a callback form.
  *
  * Client side: h2rpc_stream_start() opens the call; any thread but the
  * channel's loop thread may then send, close_send, recv and finish, and
@@ -89,8 +89,57 @@ H2RPC_EXTERN h2rpc_code h2rpc_stream_finish(h2rpc_stream *s);
  * ended). Any thread, any time before h2rpc_stream_free. */
 H2RPC_EXTERN void h2rpc_stream_cancel(h2rpc_stream *s);
 
-/* Releases the stream, cancelling it if it has not ended. NULL is a no-op. */
+/*
+ * Releases the stream, cancelling it if it has not ended. NULL is a no-op.
+ * A blocking stream: waits for the end, so ctx and info may go afterwards.
+ * A callback stream: loop thread; its callbacks stop (on_done does not run
+ * if it had not yet), and the memory goes at the next safe point, so it may
+ * be called from inside its own callbacks.
+ */
 H2RPC_EXTERN void h2rpc_stream_free(h2rpc_stream *s);
+
+/* ------------------------------------------------- client, callback form */
+
+/*
+ * Callbacks of a stream started with h2rpc_stream_start_async. They run on
+ * the channel's loop thread and must not block.
+ */
+typedef struct h2rpc_stream_callbacks {
+  /* A response message; msg (type method->response) is borrowed for the
+   * callback only. Required. */
+  void (*on_message)(h2rpc_stream *s, const void *msg, void *user_data);
+  /* After h2rpc_stream_try_send said RESOURCE_EXHAUSTED: there is room
+   * again. Optional. */
+  void (*on_writable)(h2rpc_stream *s, void *user_data);
+  /* The call ended; status is borrowed (it is info->status when info was
+   * given). Exactly once, never inside the call that started the stream, and
+   * not after h2rpc_stream_free. Required. */
+  void (*on_done)(h2rpc_stream *s, const h2rpc_status *status,
+                  void *user_data);
+} h2rpc_stream_callbacks;
+
+/*
+ * Starts a streaming call whose responses arrive through callbacks on the
+ * channel's loop (a channel made with options.loop, or its own loop thread).
+ * `cbs` (borrowed: it must outlive the stream), `ctx` and `info` must stay
+ * valid until on_done has run or the stream is freed. Returns as
+ * h2rpc_stream_start (but may be called on the loop thread). Drive it with
+ * h2rpc_stream_try_send, h2rpc_stream_close_send, h2rpc_stream_cancel and
+ * h2rpc_stream_free, from the loop thread.
+ */
+H2RPC_EXTERN h2rpc_code h2rpc_stream_start_async(
+    h2rpc_stream **out, h2rpc_channel *ch, const h2rpc_method *method,
+    h2rpc_ctx *ctx, h2rpc_call_info *info, const h2rpc_stream_callbacks *cbs,
+    void *user_data) H2RPC_MUST_CHECK;
+
+/*
+ * Encodes and queues one request message without ever blocking. Returns OK;
+ * RESOURCE_EXHAUSTED when the outgoing queue is full (nothing was queued:
+ * send it again from on_writable); the other codes as h2rpc_stream_send.
+ * Any thread, for a stream of either form.
+ */
+H2RPC_EXTERN h2rpc_code h2rpc_stream_try_send(h2rpc_stream *s,
+                                              const void *msg);
 
 /* ------------------------------------------------------------- server */
 
