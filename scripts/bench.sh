@@ -12,7 +12,7 @@
 # installed. Without either, h2rpc is measured alone and the summary says so.
 #
 # Environment: BUILD (build), DUR (5 s measured), WARM (1 s), ROUNDS (3),
-# OUT ($BUILD/bench-results), SCENARIOS ("S1 S2 S3 S5").
+# OUT ($BUILD/bench-results), SCENARIOS ("S1 S2 S3 S4 S5").
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root" || exit 1
@@ -21,15 +21,16 @@ DUR=${DUR:-5}
 WARM=${WARM:-1}
 ROUNDS=${ROUNDS:-3}
 OUT=${OUT:-$BUILD/bench-results}
-SCENARIOS=${SCENARIOS:-"S1 S2 S3 S5"}
+SCENARIOS=${SCENARIOS:-"S1 S2 S3 S4 S5"}
 SERVER_CPU=0
 CLIENT_CPU=1
 
 declare -A FLAGS=(
-  [S1]="--concurrency=1 --channels=1"
-  [S2]="--concurrency=64 --channels=4"
-  [S3]="--concurrency=64 --channels=4 --req_size=1024 --resp_size=1024"
-  [S5]="--concurrency=8 --channels=1 --resp_size=262144"
+  [S1]="--mode=unary --concurrency=1 --channels=1"
+  [S2]="--mode=unary --concurrency=64 --channels=4"
+  [S3]="--mode=unary --concurrency=64 --channels=4 --req_size=1024 --resp_size=1024"
+  [S4]="--mode=pingpong --concurrency=64 --channels=4"
+  [S5]="--mode=unary --concurrency=8 --channels=1 --resp_size=262144"
 )
 
 log() { echo "[bench $(date -u +%H:%M:%S)] $*" >&2; }
@@ -93,7 +94,7 @@ start_server() {  # $1: h2rpc | grpc
 }
 
 client_cmd() {  # $1: h2rpc | grpc
-  if [ "$1" = h2rpc ]; then echo "$h2_client"; else echo "$ref_client --mode=unary"; fi
+  if [ "$1" = h2rpc ]; then echo "$h2_client"; else echo "$ref_client"; fi
 }
 
 for round in $(seq "$ROUNDS"); do

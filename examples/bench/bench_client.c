@@ -12,7 +12,8 @@
  * shared between threads while measuring. Latencies of calls that finish in
  * the measured window are kept per channel and merged at the end. Prints one
  * JSON line: qps, p50_us, p90_us, p99_us, p999_us, errors, client_cpu_s.
- * --mode=pingpong (streaming) is not available yet.
+ * --mode=pingpong keeps one StreamingCall stream per slot instead and
+ * measures round trips (callback streams on the channel's loop).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
@@ -33,6 +34,7 @@ typedef struct slot {
   lane *lane;
   grpc_testing_SimpleResponse resp;
   int64_t started_ns;
+  h2rpc_stream *stream; /* pingpong mode */
 } slot;
 
 struct lane {
@@ -47,19 +49,20 @@ struct lane {
 };
 
 static int64_t measure_from_ns, measure_until_ns;
+static int pingpong;
 static _Atomic int stopping;
 static const char *first_error;
 
 static void start_call(slot *s);
 
-static void on_done(const h2rpc_status *status, void *user_data) {
-  slot *s = user_data;
+/* Records one finished exchange; returns whether to go on. */
+static int record(slot *s, h2rpc_code code) {
   lane *l = s->lane;
   int64_t now = h2rpc_now_ns();
-  if (status->code != H2RPC_OK) {
+  if (code != H2RPC_OK) {
     l->errors++;
     if (first_error == NULL)
-      first_error = h2rpc_code_name(status->code);
+      first_error = h2rpc_code_name(code);
   } else if (s->started_ns >= measure_from_ns && now <= measure_until_ns) {
     if (l->lat_count == l->lat_cap) {
       l->lat_cap = l->lat_cap ? l->lat_cap * 2 : 4096;
@@ -69,19 +72,65 @@ static void on_done(const h2rpc_status *status, void *user_data) {
     }
     l->lat_ns[l->lat_count++] = now - s->started_ns;
   }
-  h2rpc_message_release(grpc_testing_SimpleResponse_fields, &s->resp);
-  if (!atomic_load(&stopping) && now < measure_until_ns) {
-    start_call(s);
-    return;
-  }
+  return code == H2RPC_OK && !atomic_load(&stopping) && now < measure_until_ns;
+}
+
+static void slot_finished(slot *s) {
+  lane *l = s->lane;
   pthread_mutex_lock(&l->mu);
   l->outstanding--;
   pthread_cond_signal(&l->idle);
   pthread_mutex_unlock(&l->mu);
 }
 
+static void on_done(const h2rpc_status *status, void *user_data) {
+  slot *s = user_data;
+  int again = record(s, status->code);
+  h2rpc_message_release(grpc_testing_SimpleResponse_fields, &s->resp);
+  if (again)
+    start_call(s);
+  else
+    slot_finished(s);
+}
+
+/* Ping-pong: each response sends the next request on the same stream. */
+static void on_pong(h2rpc_stream *stream, const void *msg, void *user_data) {
+  slot *s = user_data;
+  (void)msg;
+  if (record(s, H2RPC_OK)) {
+    s->started_ns = h2rpc_now_ns();
+    if (h2rpc_stream_try_send(stream, &s->lane->req) == H2RPC_OK)
+      return;
+  }
+  h2rpc_stream_close_send(stream);
+}
+
+static void on_stream_done(h2rpc_stream *stream, const h2rpc_status *status,
+                           void *user_data) {
+  slot *s = user_data;
+  if (status->code != H2RPC_OK)
+    record(s, status->code);
+  h2rpc_stream_free(stream);
+  s->stream = NULL;
+  slot_finished(s);
+}
+
+static const h2rpc_stream_callbacks pong_callbacks = {on_pong, NULL,
+                                                      on_stream_done};
+
 static void start_call(slot *s) {
   s->started_ns = h2rpc_now_ns();
+  if (pingpong) {
+    if (h2rpc_stream_start_async(
+            &s->stream, s->lane->ch,
+            &grpc_testing_BenchmarkService_StreamingCall_method, NULL, NULL,
+            &pong_callbacks, s) != H2RPC_OK ||
+        h2rpc_stream_try_send(s->stream, &s->lane->req) != H2RPC_OK) {
+      fprintf(stderr, "bench_client: cannot start a stream\n");
+      exit(1);
+    }
+    return;
+  }
   if (grpc_testing_BenchmarkService_UnaryCall_async(
           s->lane->ch, NULL, &s->lane->req, &s->resp, NULL, on_done, s) !=
       H2RPC_OK) {
@@ -121,15 +170,16 @@ int main(int argc, char **argv) {
       {"warmup", &warm, "seconds before measuring"},
       {"req_size", &req_size, "request payload bytes"},
       {"resp_size", &resp_size, "response payload bytes"},
-      {"mode", &mode, "unary (pingpong: not available yet)"},
+      {"mode", &mode, "unary or pingpong"},
       {NULL, NULL, NULL}};
   if (h2rpc_flags_parse(argc, argv, flags) != 0)
     return 2;
   long concurrency = h2rpc_flag_long(conc), channels = h2rpc_flag_long(chans);
   long duration = h2rpc_flag_long(dur), warmup = h2rpc_flag_long(warm);
   long req_n = h2rpc_flag_long(req_size), resp_n = h2rpc_flag_long(resp_size);
-  if (strcmp(mode, "unary") != 0) {
-    fprintf(stderr, "bench_client: --mode=%s is not available yet\n", mode);
+  pingpong = strcmp(mode, "pingpong") == 0;
+  if (!pingpong && strcmp(mode, "unary") != 0) {
+    fprintf(stderr, "bench_client: --mode is unary or pingpong\n");
     return 2;
   }
   if (concurrency < 1 || channels < 1 || duration < 1 || warmup < 0 ||

@@ -4,9 +4,10 @@
  *
  *   bench_server --port=N [--threads=T]
  *
- * UnaryCall answers with response_size zero bytes. The streaming methods are
- * not served yet (UNIMPLEMENTED). Prints "PORT <n>" once listening; SIGINT or
- * SIGTERM stops it.
+ * UnaryCall answers with response_size zero bytes; StreamingCall answers each
+ * request with one such response (ping-pong). Streaming handlers block in
+ * recv/send, so each open stream holds one of --handler_threads threads.
+ * Prints "PORT <n>" once listening; SIGINT or SIGTERM stops it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,11 +34,30 @@ static h2rpc_code unary_call(h2rpc_server_call *call,
   return H2RPC_OK;
 }
 
+static h2rpc_code streaming_call(h2rpc_server_stream *stream,
+                                 void *user_data) {
+  (void)user_data;
+  grpc_testing_SimpleRequest req;
+  while (h2rpc_server_stream_recv(stream, &req)) {
+    grpc_testing_SimpleResponse resp = grpc_testing_SimpleResponse_init_zero;
+    h2rpc_server_call *call = h2rpc_server_stream_call(stream);
+    h2rpc_code rc = unary_call(call, &req, &resp, NULL);
+    h2rpc_message_release(grpc_testing_SimpleRequest_fields, &req);
+    if (rc == H2RPC_OK)
+      rc = h2rpc_server_stream_send(stream, &resp);
+    if (rc != H2RPC_OK)
+      return rc;
+  }
+  return H2RPC_OK;
+}
+
 int main(int argc, char **argv) {
-  const char *port = "50051", *threads = "1";
-  const h2rpc_flag flags[] = {{"port", &port, "port (0: any free port)"},
-                              {"threads", &threads, "loop threads"},
-                              {NULL, NULL, NULL}};
+  const char *port = "50051", *threads = "1", *handler_threads = "64";
+  const h2rpc_flag flags[] = {
+      {"port", &port, "port (0: any free port)"},
+      {"threads", &threads, "loop threads"},
+      {"handler_threads", &handler_threads, "threads for streaming handlers"},
+      {NULL, NULL, NULL}};
   if (h2rpc_flags_parse(argc, argv, flags) != 0)
     return 2;
   long threads_n = h2rpc_flag_long(threads);
@@ -48,11 +68,13 @@ int main(int argc, char **argv) {
   h2rpc_server_options opts;
   h2rpc_server_options_init(&opts);
   opts.threads = (int)threads_n;
+  opts.handler_threads = (int)h2rpc_flag_long(handler_threads);
   h2rpc_server *srv;
   char address[64];
   snprintf(address, sizeof(address), "127.0.0.1:%s", port);
   int bound;
-  grpc_testing_BenchmarkService_handlers handlers = {.UnaryCall = unary_call};
+  grpc_testing_BenchmarkService_handlers handlers = {
+      .UnaryCall = unary_call, .StreamingCall = streaming_call};
   if (h2rpc_server_new(&srv, &opts) != H2RPC_OK ||
       h2rpc_server_listen(srv, address, &bound) != H2RPC_OK ||
       grpc_testing_BenchmarkService_register(srv, &handlers, NULL) !=

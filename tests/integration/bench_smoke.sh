@@ -23,3 +23,10 @@ case "$line" in
   *'"errors":0'*'"calls_per_cpu_s"'*) ;;
   *) echo "unexpected bench_client output" >&2; exit 1 ;;
 esac
+line=$("$client" --target="127.0.0.1:$port" --mode=pingpong --concurrency=4 \
+  --channels=2 --duration=1 --warmup=0)
+echo "$line"
+case "$line" in
+  *'"errors":0'*) ;;
+  *) echo "unexpected bench_client pingpong output" >&2; exit 1 ;;
+esac
