@@ -69,6 +69,7 @@ int main(int argc, char **argv) {
   h2rpc_server_options_init(&opts);
   opts.threads = (int)threads_n;
   opts.handler_threads = (int)h2rpc_flag_long(handler_threads);
+  opts.unary_on_loop = 1; /* UnaryCall never blocks: no hand-off */
   h2rpc_server *srv;
   char address[64];
   snprintf(address, sizeof(address), "127.0.0.1:%s", port);

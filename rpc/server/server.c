@@ -508,7 +508,8 @@ static void run_handler(h2rpc_server_call *call) {
     return;
   }
   handler_pool *pool = &call->w->srv->pool;
-  if (pool->thread_count == 0 && !call->is_stream) {
+  if (!call->is_stream &&
+      (pool->thread_count == 0 || call->w->srv->opts.unary_on_loop)) {
     invoke_handler(call);
     respond(call, 200);
     return;
@@ -1100,6 +1101,7 @@ static void *worker_main(void *arg) {
 void h2rpc_server_options_init(h2rpc_server_options *opts) {
   opts->threads = 1;
   opts->handler_threads = 0;
+  opts->unary_on_loop = 0;
   opts->max_recv_message = 4u * 1024u * 1024u;
   opts->max_concurrent_streams = 1000;
 }

@@ -486,6 +486,99 @@ START_TEST(callback_stream_on_a_caller_loop) {
 }
 END_TEST
 
+/* The callback form against a slow reader: try_send reports a full queue,
+ * on_writable says when to go on, and every byte arrives. */
+typedef struct pusher {
+  struct ev_loop *loop;
+  h2rpc_stream *s;
+  uint8_t *buf;
+  uint32_t seq;
+  int full_count, writable_count, done;
+  h2rpc_code status;
+  int32_t aggregated;
+} pusher;
+
+static void push(pusher *p) {
+  while (p->seq < 1024) { /* 64 MiB */
+    fill(p->buf, CHUNK, p->seq);
+    grpc_testing_StreamingInputCallRequest req =
+        grpc_testing_StreamingInputCallRequest_init_zero;
+    req.has_payload = true;
+    h2rpc_bytes_set(&req.payload.body, p->buf, CHUNK);
+    h2rpc_code rc = h2rpc_stream_try_send(p->s, &req);
+    if (rc == H2RPC_RESOURCE_EXHAUSTED) {
+      p->full_count++;
+      return; /* on_writable calls push again */
+    }
+    ck_assert_int_eq(rc, H2RPC_OK);
+    p->seq++;
+  }
+  h2rpc_stream_close_send(p->s);
+}
+
+static void push_writable(h2rpc_stream *s, void *user_data) {
+  pusher *p = user_data;
+  (void)s;
+  p->writable_count++;
+  push(p);
+}
+
+static void push_message(h2rpc_stream *s, const void *msg, void *user_data) {
+  pusher *p = user_data;
+  (void)s;
+  p->aggregated =
+      ((const grpc_testing_StreamingInputCallResponse *)msg)
+          ->aggregated_payload_size;
+}
+
+static void push_done(h2rpc_stream *s, const h2rpc_status *st,
+                      void *user_data) {
+  pusher *p = user_data;
+  (void)s;
+  p->done = 1;
+  p->status = st->code;
+  ev_break(p->loop, EVBREAK_ALL);
+}
+
+static const h2rpc_stream_callbacks push_callbacks = {
+    push_message, push_writable, push_done};
+
+START_TEST(callback_stream_waits_for_room) {
+  start_server(verify_input);
+  struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+  h2rpc_channel_options opts;
+  h2rpc_channel_options_init(&opts);
+  opts.loop = loop;
+  char target[32];
+  snprintf(target, sizeof(target), "127.0.0.1:%d", server_port);
+  h2rpc_channel *ch;
+  ck_assert_int_eq(h2rpc_channel_new(&ch, target, &opts), H2RPC_OK);
+  ev_timer limit;
+  ev_timer_init(&limit, give_up, 60., 0.);
+  ev_timer_start(loop, &limit);
+  pusher p = {.loop = loop, .buf = malloc(CHUNK), .status = H2RPC_UNKNOWN};
+  ck_assert_int_eq(
+      h2rpc_stream_start_async(&p.s, ch,
+                               &grpc_testing_TestService_StreamingInputCall_method,
+                               NULL, NULL, &push_callbacks, &p),
+      H2RPC_OK);
+  push(&p);
+  ev_run(loop, 0);
+  ck_assert_int_eq(p.done, 1);
+  ck_assert_int_eq(p.status, H2RPC_OK);
+  ck_assert_int_eq(p.aggregated, 1024 * CHUNK);
+  ck_assert_int_gt(p.full_count, 0); /* the queue did fill up */
+  ck_assert_int_eq(p.writable_count, p.full_count);
+  h2rpc_stream_free(p.s);
+  ev_run(loop, EVRUN_NOWAIT);
+  ev_timer_stop(loop, &limit);
+  free(p.buf);
+  h2rpc_channel_free(ch);
+  ev_loop_destroy(loop);
+  stop_server();
+}
+END_TEST
+
 static void *cancel_later(void *ctx) {
   struct timespec ts = {0, 50000000};
   nanosleep(&ts, NULL);
@@ -540,6 +633,7 @@ int main(void) {
   tcase_add_test(tc, context_ends_a_stream);
   tcase_add_test(tc, connection_drop_ends_a_stream_handler);
   tcase_add_test(tc, callback_stream_on_a_caller_loop);
+  tcase_add_test(tc, callback_stream_waits_for_room);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
