@@ -44,7 +44,7 @@ ref_client=${GRPC_REF_CLIENT:-}
 shared_ref="$root/../shared/bench/grpc-cpp"
 if [ -z "$ref_server" ] && [ -d "$shared_ref" ] && command -v grpc_cpp_plugin >/dev/null; then
   refbuild="$BUILD/grpc-ref"
-  rm -rf "$refbuild" && cp -r "$shared_ref" "$refbuild"
+  [ -d "$refbuild" ] || cp -r "$shared_ref" "$refbuild" # make keeps it current
   if make -s -C "$refbuild" build/bench_server build/bench_client >/dev/null 2>&1; then
     ref_server="$refbuild/build/bench_server --api=async --threads=1"
     ref_client="$refbuild/build/bench_client"
