@@ -621,27 +621,34 @@ static void cconn_on_connected(h2rpc__conn *conn) {
   }
 }
 
+/* Fails the calls waiting for a connection now, and only those: a callback
+ * may start new calls, which wait for the next connection. */
+static void fail_waiting(h2rpc_channel *ch, const char *why) {
+  call_list failed = {NULL};
+  while (ch->waiting.head != NULL) {
+    ccall *c = ch->waiting.head;
+    list_remove(c);
+    list_push(&failed, c);
+  }
+  while (failed.head != NULL) {
+    ccall *c = failed.head;
+    set_local(c, H2RPC_UNAVAILABLE, "%s", why);
+    complete(c, NGHTTP2_NO_ERROR);
+  }
+}
+
 static void cconn_on_close(h2rpc__conn *conn, const char *why) {
   cconn *cc = cconn_of(conn);
   h2rpc_channel *ch = cc->ch;
   const char *detail = conn->close_reason ? conn->close_reason : why;
   if (ch->current == cc)
     ch->current = NULL;
-  /* A failed connect fails the calls that were waiting for it, and only
-   * those: a callback may start new calls, which wait for a new connection. */
+  /* A failed connect fails the calls that were waiting for it. */
   if (!cc->ready) {
-    call_list failed = {NULL};
-    while (ch->waiting.head != NULL) {
-      ccall *c = ch->waiting.head;
-      list_remove(c);
-      list_push(&failed, c);
-    }
-    while (failed.head != NULL) {
-      ccall *c = failed.head;
-      set_local(c, H2RPC_UNAVAILABLE, "failed to connect to %s: %s",
-                ch->authority, detail);
-      complete(c, NGHTTP2_NO_ERROR);
-    }
+    char msg[400];
+    snprintf(msg, sizeof(msg), "failed to connect to %s: %s", ch->authority,
+             detail);
+    fail_waiting(ch, msg);
   }
   while (cc->calls.head != NULL) {
     ccall *c = cc->calls.head;
@@ -661,20 +668,6 @@ static void cconn_on_free(h2rpc__conn *conn) { free(cconn_of(conn)); }
 
 static const h2rpc__conn_ops cconn_ops = {cconn_on_connected, cconn_on_close,
                                           cconn_on_free};
-
-static void fail_waiting(h2rpc_channel *ch, const char *why) {
-  call_list failed = {NULL};
-  while (ch->waiting.head != NULL) {
-    ccall *c = ch->waiting.head;
-    list_remove(c);
-    list_push(&failed, c);
-  }
-  while (failed.head != NULL) {
-    ccall *c = failed.head;
-    set_local(c, H2RPC_UNAVAILABLE, "%s", why);
-    complete(c, NGHTTP2_NO_ERROR);
-  }
-}
 
 static void connect_now(h2rpc_channel *ch) {
   char err[300];
