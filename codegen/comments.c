@@ -9,7 +9,7 @@
 
 /* Paths into a FileDescriptorProto (see SourceCodeInfo.Location.path). */
 enum {
-  FILE_SERVICE_FIELD = 6, /* FileDescriptorProto.service */
+  FILE_SERVICE_FIELD = 6,  /* FileDescriptorProto.service */
   SERVICE_METHOD_FIELD = 2 /* ServiceDescriptorProto.method */
 };
 
@@ -58,7 +58,8 @@ pb_istream_t cg_input_stream(cg_input *in, const void *data, size_t size,
                              cg_comment_arena *arena) {
   in->next = data;
   in->arena = arena;
-  pb_istream_t stream = {.callback = read_input, .state = in, .bytes_left = size};
+  pb_istream_t stream = {
+      .callback = read_input, .state = in, .bytes_left = size};
   return stream;
 }
 

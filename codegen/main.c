@@ -97,7 +97,8 @@ static int add_outputs(response_t *resp, const cg_file *f) {
   resp->file = files;
   response_file_t *h = &files[resp->file_count];
   response_file_t *c = &files[resp->file_count + 1u];
-  *h = (response_file_t)google_protobuf_compiler_CodeGeneratorResponse_File_init_zero;
+  *h = (response_file_t)
+      google_protobuf_compiler_CodeGeneratorResponse_File_init_zero;
   *c = *h;
   /* Counted before filling, so pb_release frees whatever was allocated. */
   resp->file_count += 2u;
@@ -200,10 +201,9 @@ int main(int argc, char **argv) {
   if (rc == CG_ERR_NOMEM) {
     status = die("out of memory");
   } else {
-    pb_ostream_t out = {.callback = write_stdout, .state = stdout,
-                        .max_size = SIZE_MAX};
-    if (!pb_encode(&out,
-                   google_protobuf_compiler_CodeGeneratorResponse_fields,
+    pb_ostream_t out = {
+        .callback = write_stdout, .state = stdout, .max_size = SIZE_MAX};
+    if (!pb_encode(&out, google_protobuf_compiler_CodeGeneratorResponse_fields,
                    &resp) ||
         fflush(stdout) != 0) {
       status = die("cannot write the response to stdout");

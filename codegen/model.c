@@ -33,22 +33,31 @@ struct cg_type {
 };
 
 static const char *const default_params[CG_PARAM_COUNT] = {
-    [CG_P_CH] = "ch",           [CG_P_CTX] = "ctx",
-    [CG_P_REQ] = "req",         [CG_P_RESP] = "resp",
-    [CG_P_INFO] = "info",       [CG_P_DONE] = "done",
-    [CG_P_USER_DATA] = "user_data", [CG_P_OUT] = "out",
-    [CG_P_CALL] = "call",       [CG_P_STREAM] = "stream",
-    [CG_P_SRV] = "srv",         [CG_P_HANDLERS] = "handlers",
-    [CG_P_FN] = "fn",           [CG_P_REQUEST] = "request",
-    [CG_P_RESPONSE] = "response", [CG_P_RC] = "rc",
-    [CG_P_HANDLER] = "handler", [CG_P_FIRST] = "first",
+    [CG_P_CH] = "ch",
+    [CG_P_CTX] = "ctx",
+    [CG_P_REQ] = "req",
+    [CG_P_RESP] = "resp",
+    [CG_P_INFO] = "info",
+    [CG_P_DONE] = "done",
+    [CG_P_USER_DATA] = "user_data",
+    [CG_P_OUT] = "out",
+    [CG_P_CALL] = "call",
+    [CG_P_STREAM] = "stream",
+    [CG_P_SRV] = "srv",
+    [CG_P_HANDLERS] = "handlers",
+    [CG_P_FN] = "fn",
+    [CG_P_REQUEST] = "request",
+    [CG_P_RESPONSE] = "response",
+    [CG_P_RC] = "rc",
+    [CG_P_HANDLER] = "handler",
+    [CG_P_FIRST] = "first",
     [CG_P_HANDLER_FN] = "handler_fn",
 };
 
 /* The families of globals (see naming.h); "" is the base itself. */
 static const char *const service_suffixes[] = {"_handlers", "_register"};
-static const char *const method_suffixes[] = {"", "_async", "_start",
-                                              "_method", "_trampoline"};
+static const char *const method_suffixes[] = {"", "_async", "_start", "_method",
+                                              "_trampoline"};
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -62,7 +71,9 @@ static cg_rc fail(char **err, char *msg) {
   return CG_ERR_INPUT;
 }
 
-static const char *str_or_empty(const char *s) { return s ? s : ""; }
+static const char *str_or_empty(const char *s) {
+  return s ? s : "";
+}
 
 /* ---- step 1: nanopb's names and the type table ---- */
 
@@ -144,8 +155,8 @@ static cg_rc reserve_extensions(cg_file *f, const char *owner,
 static cg_rc add_message(builder *b, cg_file *f, const char *nested,
                          const message_proto *msg) {
   const char *pkg = f->package;
-  char *fqn = pkg[0] ? cg_strfmt(".%s.%s", pkg, nested)
-                     : cg_strfmt(".%s", nested);
+  char *fqn =
+      pkg[0] ? cg_strfmt(".%s.%s", pkg, nested) : cg_strfmt(".%s", nested);
   char *cname = cg_c_type_name(pkg, nested);
   const char **fields = calloc(msg->field_count + 1u, sizeof *fields);
   cg_rc rc = CG_ERR_NOMEM;
@@ -156,8 +167,8 @@ static cg_rc add_message(builder *b, cg_file *f, const char *nested,
         fields[n++] = msg->field[i].name;
       }
     }
-    if (cg_reserve_message(&f->nanopb_decls, &f->nanopb_macros, cname,
-                           fields, n) == 0) {
+    if (cg_reserve_message(&f->nanopb_decls, &f->nanopb_macros, cname, fields,
+                           n) == 0) {
       rc = reserve_extensions(f, cname, msg->extension, msg->extension_count);
     }
   }
@@ -287,16 +298,16 @@ static cg_rc build_method(const cg_model *m, cg_file *f, cg_service *s,
   const cg_type *req = find_type(m, out->req_type);
   const cg_type *resp = find_type(m, out->resp_type);
   if (f->generate && (req == NULL || !cg_is_identifier(req->cname))) {
-    return fail(err, cg_strfmt("%s: method %s.%s: cannot resolve request "
-                               "type \"%s\"",
-                               f->name, s->full_name, out->name,
-                               out->req_type));
+    return fail(err,
+                cg_strfmt("%s: method %s.%s: cannot resolve request "
+                          "type \"%s\"",
+                          f->name, s->full_name, out->name, out->req_type));
   }
   if (f->generate && (resp == NULL || !cg_is_identifier(resp->cname))) {
-    return fail(err, cg_strfmt("%s: method %s.%s: cannot resolve response "
-                               "type \"%s\"",
-                               f->name, s->full_name, out->name,
-                               out->resp_type));
+    return fail(err,
+                cg_strfmt("%s: method %s.%s: cannot resolve response "
+                          "type \"%s\"",
+                          f->name, s->full_name, out->name, out->resp_type));
   }
   out->req_c = req ? req->cname : "";
   out->resp_c = resp ? resp->cname : "";
@@ -308,8 +319,8 @@ static cg_rc build_method(const cg_model *m, cg_file *f, cg_service *s,
   }
   out->base = cg_claim_family(taken, out->natural_base, method_suffixes,
                               COUNT(method_suffixes), &out->renamed);
-  out->member = cg_member_name(members, macros, out->name,
-                               &out->member_renamed);
+  out->member =
+      cg_member_name(members, macros, out->name, &out->member_renamed);
   if (out->base == NULL || out->member == NULL) {
     return CG_ERR_NOMEM;
   }
@@ -351,8 +362,8 @@ static cg_rc build_service(const cg_model *m, cg_file *f, size_t index,
   cg_rc rc = CG_OK;
   for (pb_size_t i = 0; rc == CG_OK && i < sp->method_count; i++) {
     s->method_count = i + 1u;
-    rc = build_method(m, f, s, &s->methods[i], &sp->method[i], taken,
-                      &members, macros, err);
+    rc = build_method(m, f, s, &s->methods[i], &sp->method[i], taken, &members,
+                      macros, err);
     s->methods[i].comment =
         cg_comments_find(comments, (int32_t)index, (int32_t)i);
   }
@@ -397,11 +408,10 @@ static long find_file(const cg_model *m, const char *name) {
  * of the file and its transitive imports, and the generated globals of those
  * imports), and into *macros nanopb's macros among them.
  */
-static cg_rc collect_scope(const cg_model *m,
-                           const google_protobuf_compiler_CodeGeneratorRequest
-                               *req,
-                           size_t index, cg_nameset *taken,
-                           cg_nameset *macros) {
+static cg_rc
+collect_scope(const cg_model *m,
+              const google_protobuf_compiler_CodeGeneratorRequest *req,
+              size_t index, cg_nameset *taken, cg_nameset *macros) {
   size_t n = m->file_count;
   bool *seen = calloc(n + 1u, sizeof *seen);
   size_t *queue = calloc(n + 1u, sizeof *queue);
@@ -435,10 +445,10 @@ static cg_rc collect_scope(const cg_model *m,
   return rc;
 }
 
-static cg_rc build_services(cg_model *m,
-                            const google_protobuf_compiler_CodeGeneratorRequest
-                                *req,
-                            size_t index, char **err) {
+static cg_rc
+build_services(cg_model *m,
+               const google_protobuf_compiler_CodeGeneratorRequest *req,
+               size_t index, char **err) {
   cg_file *f = &m->files[index];
   const file_proto *fp = &req->proto_file[index];
   cg_nameset taken, macros;

@@ -35,20 +35,35 @@ typedef enum cg_kind {
 
 /* Parameter names of the generated functions (see cg_file.param). */
 typedef enum cg_param {
-  CG_P_CH, CG_P_CTX, CG_P_REQ, CG_P_RESP, CG_P_INFO, CG_P_DONE,
-  CG_P_USER_DATA, CG_P_OUT, CG_P_CALL, CG_P_STREAM, CG_P_SRV, CG_P_HANDLERS,
-  CG_P_FN, CG_P_REQUEST, CG_P_RESPONSE, CG_P_RC, CG_P_HANDLER, CG_P_FIRST,
+  CG_P_CH,
+  CG_P_CTX,
+  CG_P_REQ,
+  CG_P_RESP,
+  CG_P_INFO,
+  CG_P_DONE,
+  CG_P_USER_DATA,
+  CG_P_OUT,
+  CG_P_CALL,
+  CG_P_STREAM,
+  CG_P_SRV,
+  CG_P_HANDLERS,
+  CG_P_FN,
+  CG_P_REQUEST,
+  CG_P_RESPONSE,
+  CG_P_RC,
+  CG_P_HANDLER,
+  CG_P_FIRST,
   CG_P_HANDLER_FN,
   CG_PARAM_COUNT
 } cg_param;
 
 typedef struct cg_method {
-  const char *name;    /* proto name, borrowed */
-  char *path;          /* "/p.q.S/M" */
+  const char *name; /* proto name, borrowed */
+  char *path;       /* "/p.q.S/M" */
   cg_kind kind;
-  const char *req_type;  /* fully qualified proto name (".p.q.A"), borrowed */
+  const char *req_type; /* fully qualified proto name (".p.q.A"), borrowed */
   const char *resp_type;
-  const char *req_c;     /* nanopb C type names, borrowed from the type table */
+  const char *req_c; /* nanopb C type names, borrowed from the type table */
   const char *resp_c;
   char *base;          /* prefix of its globals: base, base_async, ... */
   char *natural_base;  /* the base before collisions were resolved */
@@ -59,9 +74,9 @@ typedef struct cg_method {
 } cg_method;
 
 typedef struct cg_service {
-  const char *name;    /* proto name, borrowed */
-  char *full_name;     /* "p.q.S" */
-  char *base;          /* base_handlers, base_register */
+  const char *name; /* proto name, borrowed */
+  char *full_name;  /* "p.q.S" */
+  char *base;       /* base_handlers, base_register */
   char *natural_base;
   bool renamed;
   cg_method *methods;
@@ -89,9 +104,9 @@ typedef struct cg_file {
 typedef struct cg_type cg_type; /* a message known to the request */
 
 typedef struct cg_model {
-  cg_file *files;      /* in the request's order (dependencies first) */
+  cg_file *files; /* in the request's order (dependencies first) */
   size_t file_count;
-  cg_type *types;      /* sorted by fully qualified name */
+  cg_type *types; /* sorted by fully qualified name */
   size_t type_count;
 } cg_model;
 

@@ -17,23 +17,116 @@
  * Sorted in strcmp order for bsearch.
  */
 static const char *const keywords[] = {
-    "_Alignas", "_Alignof", "_Atomic", "_BitInt", "_Bool", "_Complex",
-    "_Decimal128", "_Decimal32", "_Decimal64", "_Generic", "_Imaginary",
-    "_Noreturn", "_Pragma", "_Static_assert", "_Thread_local", "alignas",
-    "alignof", "and", "and_eq", "asm", "auto", "bitand", "bitor", "bool",
-    "break", "case", "catch", "char", "char16_t", "char32_t", "char8_t",
-    "class", "co_await", "co_return", "co_yield", "compl", "concept", "const",
-    "const_cast", "consteval", "constexpr", "constinit", "continue",
-    "decltype", "default", "delete", "do", "double", "dynamic_cast", "else",
-    "enum", "explicit", "export", "extern", "false", "float", "for", "friend",
-    "goto", "if", "inline", "int", "long", "mutable", "namespace", "new",
-    "noexcept", "not", "not_eq", "nullptr", "operator", "or", "or_eq",
-    "private", "protected", "public", "register", "reinterpret_cast",
-    "requires", "restrict", "return", "short", "signed", "sizeof", "static",
-    "static_assert", "static_cast", "struct", "switch", "template", "this",
-    "thread_local", "throw", "true", "try", "typedef", "typeid", "typename",
-    "typeof", "typeof_unqual", "union", "unsigned", "using", "virtual", "void",
-    "volatile", "wchar_t", "while", "xor", "xor_eq",
+    "_Alignas",
+    "_Alignof",
+    "_Atomic",
+    "_BitInt",
+    "_Bool",
+    "_Complex",
+    "_Decimal128",
+    "_Decimal32",
+    "_Decimal64",
+    "_Generic",
+    "_Imaginary",
+    "_Noreturn",
+    "_Pragma",
+    "_Static_assert",
+    "_Thread_local",
+    "alignas",
+    "alignof",
+    "and",
+    "and_eq",
+    "asm",
+    "auto",
+    "bitand",
+    "bitor",
+    "bool",
+    "break",
+    "case",
+    "catch",
+    "char",
+    "char16_t",
+    "char32_t",
+    "char8_t",
+    "class",
+    "co_await",
+    "co_return",
+    "co_yield",
+    "compl",
+    "concept",
+    "const",
+    "const_cast",
+    "consteval",
+    "constexpr",
+    "constinit",
+    "continue",
+    "decltype",
+    "default",
+    "delete",
+    "do",
+    "double",
+    "dynamic_cast",
+    "else",
+    "enum",
+    "explicit",
+    "export",
+    "extern",
+    "false",
+    "float",
+    "for",
+    "friend",
+    "goto",
+    "if",
+    "inline",
+    "int",
+    "long",
+    "mutable",
+    "namespace",
+    "new",
+    "noexcept",
+    "not",
+    "not_eq",
+    "nullptr",
+    "operator",
+    "or",
+    "or_eq",
+    "private",
+    "protected",
+    "public",
+    "register",
+    "reinterpret_cast",
+    "requires",
+    "restrict",
+    "return",
+    "short",
+    "signed",
+    "sizeof",
+    "static",
+    "static_assert",
+    "static_cast",
+    "struct",
+    "switch",
+    "template",
+    "this",
+    "thread_local",
+    "throw",
+    "true",
+    "try",
+    "typedef",
+    "typeid",
+    "typename",
+    "typeof",
+    "typeof_unqual",
+    "union",
+    "unsigned",
+    "using",
+    "virtual",
+    "void",
+    "volatile",
+    "wchar_t",
+    "while",
+    "xor",
+    "xor_eq",
 };
 
 static int cmp_str(const void *key, const void *elem) {
@@ -50,7 +143,9 @@ static bool is_alpha(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
 }
 
-static bool is_digit(char c) { return c >= '0' && c <= '9'; }
+static bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 bool cg_is_identifier(const char *s) {
   if (s == NULL || !(is_alpha(s[0]) || s[0] == '_')) {
@@ -199,12 +294,11 @@ char *cg_c_type_name(const char *package, const char *nested) {
   return s;
 }
 
-int cg_reserve_message(cg_nameset *decls, cg_nameset *macros,
-                       const char *cname, const char *const *fields,
-                       size_t field_count) {
+int cg_reserve_message(cg_nameset *decls, cg_nameset *macros, const char *cname,
+                       const char *const *fields, size_t field_count) {
   static const char *const macro_suffixes[] = {
-      "_init_default", "_init_zero", "_fields",   "_size",
-      "_FIELDLIST",    "_CALLBACK",  "_DEFAULT",  "_msgid",
+      "_init_default", "_init_zero", "_fields",  "_size",
+      "_FIELDLIST",    "_CALLBACK",  "_DEFAULT", "_msgid",
   };
   static const char *const field_macro_suffixes[] = {"_tag", "_MSGTYPE",
                                                      "_ENUMTYPE"};
@@ -257,8 +351,8 @@ int cg_reserve_enum(cg_nameset *decls, cg_nameset *macros, const char *cname,
 /* Names a member must not have: they would not compile, or would be
  * expanded as a macro. */
 static bool member_clashes(const char *s, const cg_nameset *avoid) {
-  return cg_is_keyword(s) || cg_is_reserved_macro(s) ||
-         cg_is_runtime_name(s) || cg_nameset_has(avoid, s);
+  return cg_is_keyword(s) || cg_is_reserved_macro(s) || cg_is_runtime_name(s) ||
+         cg_nameset_has(avoid, s);
 }
 
 char *cg_member_name(cg_nameset *members, const cg_nameset *avoid,

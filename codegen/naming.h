@@ -58,8 +58,8 @@ bool cg_is_implementation_reserved(const char *s);
 
 /* A set of strings (copied in). Zero-initialised or cg_nameset_init'ed. */
 typedef struct cg_nameset {
-  char **slots;   /* open addressing; NULL marks an empty slot */
-  size_t cap;     /* power of two, or 0 before the first add */
+  char **slots; /* open addressing; NULL marks an empty slot */
+  size_t cap;   /* power of two, or 0 before the first add */
   size_t count;
 } cg_nameset;
 
@@ -94,9 +94,8 @@ char *cg_c_type_name(const char *package, const char *nested);
  * _size, _FIELDLIST, _CALLBACK, _DEFAULT, _msgid, and per field _<f>_tag,
  * _<f>_MSGTYPE, _<f>_ENUMTYPE. Returns 0 or -1 (memory).
  */
-int cg_reserve_message(cg_nameset *decls, cg_nameset *macros,
-                       const char *cname, const char *const *fields,
-                       size_t field_count);
+int cg_reserve_message(cg_nameset *decls, cg_nameset *macros, const char *cname,
+                       const char *const *fields, size_t field_count);
 
 /*
  * Reserves what nanopb declares for enum `cname`. Into `decls`: the type, its
@@ -112,8 +111,9 @@ int cg_reserve_enum(cg_nameset *decls, cg_nameset *macros, const char *cname,
 /*
  * The handler-struct member for a method called `name` (see the rules
  * above). `members` holds the members chosen so far for this struct and gets
- * the new one; `avoid` (may be NULL) holds the nanopb macros in scope. *changed (may be NULL) tells whether the result differs from name.
- * Returns a malloc'd string, or NULL when memory is short.
+ * the new one; `avoid` (may be NULL) holds the nanopb macros in scope. *changed
+ * (may be NULL) tells whether the result differs from name. Returns a malloc'd
+ * string, or NULL when memory is short.
  */
 char *cg_member_name(cg_nameset *members, const cg_nameset *avoid,
                      const char *name, bool *changed);

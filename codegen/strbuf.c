@@ -55,9 +55,13 @@ void cg_buf_putn(cg_buf *b, const char *s, size_t n) {
   b->data[b->len] = '\0';
 }
 
-void cg_buf_puts(cg_buf *b, const char *s) { cg_buf_putn(b, s, strlen(s)); }
+void cg_buf_puts(cg_buf *b, const char *s) {
+  cg_buf_putn(b, s, strlen(s));
+}
 
-void cg_buf_putc(cg_buf *b, char c) { cg_buf_putn(b, &c, 1); }
+void cg_buf_putc(cg_buf *b, char c) {
+  cg_buf_putn(b, &c, 1);
+}
 
 static void buf_vprintf(cg_buf *b, const char *fmt, va_list ap) {
   va_list ap2;
@@ -82,7 +86,9 @@ void cg_buf_printf(cg_buf *b, const char *fmt, ...) {
   va_end(ap);
 }
 
-bool cg_buf_failed(const cg_buf *b) { return b->failed; }
+bool cg_buf_failed(const cg_buf *b) {
+  return b->failed;
+}
 
 char *cg_buf_take(cg_buf *b) {
   if (b->failed || !reserve(b, 0)) {

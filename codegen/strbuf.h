@@ -13,10 +13,10 @@
 #include <stddef.h>
 
 typedef struct cg_buf {
-  char *data;    /* NUL-terminated when cap > 0; NULL until the first append */
-  size_t len;    /* bytes before the terminator */
-  size_t cap;    /* allocated bytes, len < cap once allocated */
-  bool failed;   /* an allocation failed; the contents are incomplete */
+  char *data;  /* NUL-terminated when cap > 0; NULL until the first append */
+  size_t len;  /* bytes before the terminator */
+  size_t cap;  /* allocated bytes, len < cap once allocated */
+  bool failed; /* an allocation failed; the contents are incomplete */
 } cg_buf;
 
 /* Sets up an empty buffer. Allocates nothing. */

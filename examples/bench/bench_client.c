@@ -255,8 +255,8 @@ int main(int argc, char **argv) {
          "\"client_cpu_s\":%.3f,\"calls_per_cpu_s\":%.0f}\n",
          mode, concurrency, channels, req_n, resp_n, duration, total, qps,
          pct_us(all, total, 0.50), pct_us(all, total, 0.90),
-         pct_us(all, total, 0.99), pct_us(all, total, 0.999), errors,
-         cpu_used, cpu_used > 0 ? (double)total / cpu_used : 0.0);
+         pct_us(all, total, 0.99), pct_us(all, total, 0.999), errors, cpu_used,
+         cpu_used > 0 ? (double)total / cpu_used : 0.0);
   if (errors > 0)
     fprintf(stderr, "bench_client: %ld calls failed (first: %s)\n", errors,
             first_error);

@@ -34,8 +34,7 @@ static h2rpc_code unary_call(h2rpc_server_call *call,
   return H2RPC_OK;
 }
 
-static h2rpc_code streaming_call(h2rpc_server_stream *stream,
-                                 void *user_data) {
+static h2rpc_code streaming_call(h2rpc_server_stream *stream, void *user_data) {
   (void)user_data;
   grpc_testing_SimpleRequest req;
   while (h2rpc_server_stream_recv(stream, &req)) {

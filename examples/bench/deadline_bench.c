@@ -55,8 +55,7 @@ static int silent_listener(int *port) {
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t len = sizeof(sa);
   if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-      listen(fd, 16) != 0 ||
-      getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
+      listen(fd, 16) != 0 || getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
     return -1;
   *port = ntohs(sa.sin_port);
   return fd;
@@ -110,8 +109,7 @@ static int run(long calls, int with_deadline, int port) {
 int main(int argc, char **argv) {
   const char *calls_flag = "100000";
   const h2rpc_flag flags[] = {
-      {"calls", &calls_flag, "outstanding calls to start"},
-      {NULL, NULL, NULL}};
+      {"calls", &calls_flag, "outstanding calls to start"}, {NULL, NULL, NULL}};
   if (h2rpc_flags_parse(argc, argv, flags) != 0)
     return 2;
   long calls = h2rpc_flag_long(calls_flag);

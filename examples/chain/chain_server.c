@@ -128,7 +128,8 @@ int main(int argc, char **argv) {
     return 2;
   work_ms = h2rpc_flag_long(work_flag);
   h2rpc_block_stop_signals();
-  if (next != NULL && h2rpc_channel_new(&next_channel, next, NULL) != H2RPC_OK) {
+  if (next != NULL &&
+      h2rpc_channel_new(&next_channel, next, NULL) != H2RPC_OK) {
     fprintf(stderr, "chain_server: bad --next '%s'\n", next);
     return 2;
   }

@@ -28,8 +28,8 @@ int h2rpc_flags_parse(int argc, char **argv, const h2rpc_flag *flags) {
     const char *eq = strchr(arg, '=');
     size_t name_len = eq ? (size_t)(eq - arg) : strlen(arg);
     const h2rpc_flag *f = flags;
-    while (f->name != NULL &&
-           !(strlen(f->name) == name_len && strncmp(f->name, arg, name_len) == 0))
+    while (f->name != NULL && !(strlen(f->name) == name_len &&
+                                strncmp(f->name, arg, name_len) == 0))
       f++;
     if (f->name == NULL) {
       fprintf(stderr, "%s: unknown flag --%.*s\n", argv[0], (int)name_len, arg);

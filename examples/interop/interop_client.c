@@ -61,8 +61,8 @@ static void empty_unary(h2rpc_channel *ch) {
   grpc_testing_Empty req = grpc_testing_Empty_init_zero, resp;
   h2rpc_call_info info;
   h2rpc_call_info_init(&info);
-  h2rpc_code rc = grpc_testing_TestService_EmptyCall(ch, NULL, &req, &resp,
-                                                     &info);
+  h2rpc_code rc =
+      grpc_testing_TestService_EmptyCall(ch, NULL, &req, &resp, &info);
   expect_code("EmptyCall", rc, &info, H2RPC_OK);
   h2rpc_call_info_reset(&info);
 }
@@ -116,8 +116,8 @@ static void custom_metadata_unary(h2rpc_channel *ch) {
   large_unary_with(ch, &md, &info);
   const h2rpc_md_entry *e =
       h2rpc_metadata_get(&info.headers, "x-grpc-test-echo-initial");
-  if (e == NULL || strcmp((const char *)e->value,
-                          "test_initial_metadata_value") != 0)
+  if (e == NULL ||
+      strcmp((const char *)e->value, "test_initial_metadata_value") != 0)
     fail("initial metadata x-grpc-test-echo-initial not echoed");
   e = h2rpc_metadata_get(&info.trailers, "x-grpc-test-echo-trailing-bin");
   if (e == NULL || e->value_len != sizeof(trailing) ||
@@ -157,10 +157,9 @@ static void unimplemented_method(h2rpc_channel *ch) {
   grpc_testing_Empty req = grpc_testing_Empty_init_zero, resp;
   h2rpc_call_info info;
   h2rpc_call_info_init(&info);
-  h2rpc_code rc = grpc_testing_TestService_UnimplementedCall(ch, NULL, &req,
-                                                             &resp, &info);
-  expect_code("TestService/UnimplementedCall", rc, &info,
-              H2RPC_UNIMPLEMENTED);
+  h2rpc_code rc =
+      grpc_testing_TestService_UnimplementedCall(ch, NULL, &req, &resp, &info);
+  expect_code("TestService/UnimplementedCall", rc, &info, H2RPC_UNIMPLEMENTED);
   h2rpc_call_info_reset(&info);
 }
 
@@ -197,12 +196,10 @@ static void make_output_request(grpc_testing_StreamingOutputCallRequest *req,
   }
 }
 
-static h2rpc_stream *start(h2rpc_code (*start_fn)(h2rpc_channel *,
-                                                 h2rpc_ctx *,
-                                                 h2rpc_call_info *,
-                                                 h2rpc_stream **),
-                           h2rpc_channel *ch, h2rpc_ctx *ctx,
-                           h2rpc_call_info *info) {
+static h2rpc_stream *
+start(h2rpc_code (*start_fn)(h2rpc_channel *, h2rpc_ctx *, h2rpc_call_info *,
+                             h2rpc_stream **),
+      h2rpc_channel *ch, h2rpc_ctx *ctx, h2rpc_call_info *info) {
   h2rpc_stream *s = NULL;
   h2rpc_code rc = start_fn(ch, ctx, info, &s);
   if (rc != H2RPC_OK)
@@ -357,8 +354,7 @@ static void cancel_after_first_response(h2rpc_channel *ch) {
     fail("send failed");
   expect_response(s, 31415);
   h2rpc_stream_cancel(s);
-  expect_code("FullDuplexCall", h2rpc_stream_finish(s), &info,
-              H2RPC_CANCELLED);
+  expect_code("FullDuplexCall", h2rpc_stream_finish(s), &info, H2RPC_CANCELLED);
   h2rpc_stream_free(s);
   h2rpc_call_info_reset(&info);
   free(body);
@@ -415,8 +411,8 @@ static void custom_metadata_streaming(h2rpc_channel *ch) {
     expect_end(s, &info, H2RPC_OK);
     const h2rpc_md_entry *e =
         h2rpc_metadata_get(&info.headers, "x-grpc-test-echo-initial");
-    if (e == NULL || strcmp((const char *)e->value,
-                            "test_initial_metadata_value") != 0)
+    if (e == NULL ||
+        strcmp((const char *)e->value, "test_initial_metadata_value") != 0)
       fail("full duplex: initial metadata not echoed");
     e = h2rpc_metadata_get(&info.trailers, "x-grpc-test-echo-trailing-bin");
     if (e == NULL || e->value_len != sizeof(trailing) ||
@@ -509,8 +505,7 @@ int main(int argc, char **argv) {
     if (strcmp(cases[i].name, name) == 0)
       tc = &cases[i];
   if (tc == NULL || (unary_only && tc->unary == NULL)) {
-    fprintf(stderr, "interop_client: unknown test case '%s'\n",
-            test_case_name);
+    fprintf(stderr, "interop_client: unknown test case '%s'\n", test_case_name);
     return 2;
   }
   char target[300];

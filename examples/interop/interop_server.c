@@ -83,9 +83,9 @@ static void pause_us(h2rpc_ctx *ctx, int32_t interval_us) {
 }
 
 /* Sends one StreamingOutputCallResponse per response parameter. */
-static h2rpc_code send_responses(h2rpc_server_stream *stream,
-                                 const grpc_testing_StreamingOutputCallRequest
-                                     *req) {
+static h2rpc_code
+send_responses(h2rpc_server_stream *stream,
+               const grpc_testing_StreamingOutputCallRequest *req) {
   h2rpc_ctx *ctx = h2rpc_server_call_ctx(h2rpc_server_stream_call(stream));
   for (pb_size_t i = 0; i < req->response_parameters_count; i++) {
     const grpc_testing_ResponseParameters *p = &req->response_parameters[i];
@@ -151,8 +151,7 @@ static h2rpc_code full_duplex_call(h2rpc_server_stream *stream,
           req.response_status.message ? req.response_status.message : "");
     else
       rc = send_responses(stream, &req);
-    h2rpc_message_release(grpc_testing_StreamingOutputCallRequest_fields,
-                          &req);
+    h2rpc_message_release(grpc_testing_StreamingOutputCallRequest_fields, &req);
   }
   return rc;
 }

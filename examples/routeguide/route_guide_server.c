@@ -62,24 +62,23 @@ static h2rpc_code get_feature(h2rpc_server_call *call,
   return H2RPC_OK;
 }
 
-static h2rpc_code list_features(h2rpc_server_stream *stream,
-                                void *user_data) {
+static h2rpc_code list_features(h2rpc_server_stream *stream, void *user_data) {
   (void)user_data;
   routeguide_Rectangle rect;
   if (!h2rpc_server_stream_recv(stream, &rect))
     return H2RPC_INVALID_ARGUMENT;
-  int32_t lo_lat = rect.lo.latitude < rect.hi.latitude ? rect.lo.latitude
-                                                        : rect.hi.latitude;
-  int32_t hi_lat = rect.lo.latitude < rect.hi.latitude ? rect.hi.latitude
-                                                        : rect.lo.latitude;
+  int32_t lo_lat =
+      rect.lo.latitude < rect.hi.latitude ? rect.lo.latitude : rect.hi.latitude;
+  int32_t hi_lat =
+      rect.lo.latitude < rect.hi.latitude ? rect.hi.latitude : rect.lo.latitude;
   int32_t lo_lon = rect.lo.longitude < rect.hi.longitude ? rect.lo.longitude
-                                                          : rect.hi.longitude;
+                                                         : rect.hi.longitude;
   int32_t hi_lon = rect.lo.longitude < rect.hi.longitude ? rect.hi.longitude
-                                                          : rect.lo.longitude;
+                                                         : rect.lo.longitude;
   for (size_t i = 0; i < FEATURE_COUNT; i++) {
     const known_feature *f = &features[i];
-    if (f->latitude < lo_lat || f->latitude > hi_lat ||
-        f->longitude < lo_lon || f->longitude > hi_lon)
+    if (f->latitude < lo_lat || f->latitude > hi_lat || f->longitude < lo_lon ||
+        f->longitude > hi_lon)
       continue;
     routeguide_Feature out = routeguide_Feature_init_zero;
     snprintf(out.name, sizeof(out.name), "%s", f->name);

@@ -44,10 +44,10 @@ typedef struct call_list {
 struct cconn {
   h2rpc__conn conn;
   h2rpc_channel *ch;
-  call_list calls;     /* calls with a stream on this connection */
-  cconn *prev, *next;  /* all connections of the channel */
-  int ready;           /* session created, accepting new streams */
-  int draining;        /* GOAWAY received: no new streams */
+  call_list calls;    /* calls with a stream on this connection */
+  cconn *prev, *next; /* all connections of the channel */
+  int ready;          /* session created, accepting new streams */
+  int draining;       /* GOAWAY received: no new streams */
 };
 
 struct ccall {
@@ -55,10 +55,10 @@ struct ccall {
   /* Cancellation of ctx, from any thread: the watch posts cancel_task. */
   h2rpc_ctx_watch watch;
   h2rpc__task cancel_task;
-  int cancel_posted;       /* set by the watch, under the ctx's lock */
+  int cancel_posted; /* set by the watch, under the ctx's lock */
   h2rpc_code cancel_cause;
-  int completed;           /* done has run; cancel_task frees the call */
-  int starting;            /* inside the API call that started it */
+  int completed; /* done has run; cancel_task frees the call */
+  int starting;  /* inside the API call that started it */
   uint32_t deferred_h2_error;
   h2rpc_channel *ch;
   const h2rpc_method *method;
@@ -112,8 +112,8 @@ struct h2rpc_channel {
   h2rpc__loop loop;
   pthread_t thread;
   int thread_started;
-  cconn *current;  /* the connection new calls go to, or NULL */
-  cconn *conns;    /* every open connection (current and draining) */
+  cconn *current;    /* the connection new calls go to, or NULL */
+  cconn *conns;      /* every open connection (current and draining) */
   call_list waiting; /* calls waiting for a connection */
   nghttp2_session_callbacks *callbacks;
   h2rpc__task stop_task;
@@ -173,8 +173,7 @@ static void maybe_free(ccall *c) {
   if (!c->completed || c->cancel_posted)
     return;
   /* A stream also waits for its user, and for a queued wake task. */
-  if (c->is_stream &&
-      (!c->user_released || h2rpc__pipe_wake_pending(&c->pipe)))
+  if (c->is_stream && (!c->user_released || h2rpc__pipe_wake_pending(&c->pipe)))
     return;
   free_call(c);
 }
@@ -484,10 +483,10 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
       c->http_status = c->http_status * 10 + (value[i] - '0');
   } else if (header_is(name, namelen, "grpc-status")) {
     int code;
-    c->grpc_status = h2rpc__status_parse((const char *)value, valuelen,
-                                         &code) == 0
-                         ? code
-                         : H2RPC_UNKNOWN;
+    c->grpc_status =
+        h2rpc__status_parse((const char *)value, valuelen, &code) == 0
+            ? code
+            : H2RPC_UNKNOWN;
   } else if (header_is(name, namelen, "grpc-message")) {
     free(c->grpc_message);
     c->grpc_message = malloc(valuelen + 1);
@@ -506,8 +505,7 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
      * trailing metadata; the first block of a full response is headers. */
     int trailing = frame->headers.cat != NGHTTP2_HCAT_RESPONSE ||
                    (frame->hd.flags & NGHTTP2_FLAG_END_STREAM);
-    h2rpc_metadata *md =
-        trailing ? &c->info->trailers : &c->info->headers;
+    h2rpc_metadata *md = trailing ? &c->info->trailers : &c->info->headers;
     const char *why = NULL;
     if (h2rpc__metadata_from_wire(md, name, namelen, value, valuelen, &why) !=
         H2RPC_OK)
@@ -652,8 +650,8 @@ static void cconn_on_close(h2rpc__conn *conn, const char *why) {
   }
   while (cc->calls.head != NULL) {
     ccall *c = cc->calls.head;
-    set_local(c, H2RPC_UNAVAILABLE, "connection to %s lost: %s",
-              ch->authority, why);
+    set_local(c, H2RPC_UNAVAILABLE, "connection to %s lost: %s", ch->authority,
+              why);
     complete(c, NGHTTP2_NO_ERROR);
   }
   if (cc->prev != NULL)
@@ -664,7 +662,9 @@ static void cconn_on_close(h2rpc__conn *conn, const char *why) {
     cc->next->prev = cc->prev;
 }
 
-static void cconn_on_free(h2rpc__conn *conn) { free(cconn_of(conn)); }
+static void cconn_on_free(h2rpc__conn *conn) {
+  free(cconn_of(conn));
+}
 
 static const h2rpc__conn_ops cconn_ops = {cconn_on_connected, cconn_on_close,
                                           cconn_on_free};
@@ -757,8 +757,7 @@ h2rpc_code h2rpc_channel_new(h2rpc_channel **out, const char *target,
     snprintf(ch->authority, sizeof(ch->authority), "[%s]:%s", ch->host,
              ch->port);
   else
-    snprintf(ch->authority, sizeof(ch->authority), "%s:%s", ch->host,
-             ch->port);
+    snprintf(ch->authority, sizeof(ch->authority), "%s:%s", ch->host, ch->port);
   snprintf(ch->user_agent, sizeof(ch->user_agent), "%s",
            opts->user_agent ? opts->user_agent
                             : "h2rpc-c/" H2RPC_VERSION_STRING);
@@ -854,9 +853,8 @@ static h2rpc_code call_precheck(h2rpc_channel *ch, const h2rpc_method *method,
   }
   if ((method->kind != H2RPC_UNARY) != want_stream) {
     if (info != NULL)
-      h2rpc_status_set(&info->status, H2RPC_INVALID_ARGUMENT,
-                       "%s is %s method", method->path,
-                       want_stream ? "a unary" : "a streaming");
+      h2rpc_status_set(&info->status, H2RPC_INVALID_ARGUMENT, "%s is %s method",
+                       method->path, want_stream ? "a unary" : "a streaming");
     return H2RPC_INVALID_ARGUMENT;
   }
   h2rpc_code ended = h2rpc_ctx_err(ctx);
@@ -914,10 +912,9 @@ static h2rpc_code call_launch(ccall *c) {
   return H2RPC_OK;
 }
 
-h2rpc_code h2rpc_unary_call_async(h2rpc_channel *ch,
-                                  const h2rpc_method *method, h2rpc_ctx *ctx,
-                                  const void *request, void *response,
-                                  h2rpc_call_info *info,
+h2rpc_code h2rpc_unary_call_async(h2rpc_channel *ch, const h2rpc_method *method,
+                                  h2rpc_ctx *ctx, const void *request,
+                                  void *response, h2rpc_call_info *info,
                                   h2rpc_unary_done_cb done, void *user_data) {
   if (ch == NULL || method == NULL || request == NULL || response == NULL ||
       done == NULL)
@@ -967,8 +964,8 @@ static void sync_done(const h2rpc_status *status, void *user_data) {
 }
 
 h2rpc_code h2rpc_unary_call(h2rpc_channel *ch, const h2rpc_method *method,
-                            h2rpc_ctx *ctx, const void *request,
-                            void *response, h2rpc_call_info *info) {
+                            h2rpc_ctx *ctx, const void *request, void *response,
+                            h2rpc_call_info *info) {
   if (ch != NULL && h2rpc__loop_on_thread(&ch->loop)) {
     if (info != NULL)
       h2rpc_status_set(&info->status, H2RPC_FAILED_PRECONDITION,
@@ -1163,8 +1160,8 @@ int h2rpc_stream_recv(h2rpc_stream *s, void *msg) {
     return 0;
   memset(msg, 0, c->method->response_size);
   const char *why = NULL;
-  int ok = h2rpc__pb_decode(c->method->response, msg, m->data, m->len,
-                            &why) == 0;
+  int ok =
+      h2rpc__pb_decode(c->method->response, msg, m->data, m->len, &why) == 0;
   free(m);
   if (!ok) {
     /* The loop ends the call with INTERNAL; finish() reports it. */

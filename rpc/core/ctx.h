@@ -9,8 +9,8 @@
 
 struct h2rpc_ctx {
   h2rpc_ctx *parent;
-  int64_t deadline_ns; /* own deadline, already clamped to the parent's */
-  _Atomic int ended;   /* 0 while live, else CANCELLED or DEADLINE_EXCEEDED */
+  int64_t deadline_ns;  /* own deadline, already clamped to the parent's */
+  _Atomic int ended;    /* 0 while live, else CANCELLED or DEADLINE_EXCEEDED */
   pthread_mutex_t lock; /* guards watchers */
   h2rpc_ctx_watch *watchers;
   h2rpc_ctx_watch parent_watch; /* this context's watch on its parent */

@@ -2,8 +2,12 @@
 #ifndef H2RPC_CORE_LOG_H
 #define H2RPC_CORE_LOG_H
 
-enum { H2RPC__LOG_ERROR = 0, H2RPC__LOG_WARN = 1, H2RPC__LOG_INFO = 2,
-       H2RPC__LOG_DEBUG = 3 };
+enum {
+  H2RPC__LOG_ERROR = 0,
+  H2RPC__LOG_WARN = 1,
+  H2RPC__LOG_INFO = 2,
+  H2RPC__LOG_DEBUG = 3
+};
 
 /* Level from the H2RPC_LOG environment variable (error|warn|info|debug;
  * default warn), read once. */

@@ -126,8 +126,7 @@ h2rpc_code h2rpc__pb_encoded_size(const pb_msgdesc_t *desc, const void *msg,
 }
 
 h2rpc_code h2rpc__pb_encode_to(const pb_msgdesc_t *desc, const void *msg,
-                               uint8_t *buf, size_t size,
-                               const char **reason) {
+                               uint8_t *buf, size_t size, const char **reason) {
   pb_ostream_t os = pb_ostream_from_buffer(buf, size);
   if (!pb_encode(&os, desc, msg) || os.bytes_written != size) {
     *reason = "message cannot be encoded";

@@ -34,8 +34,8 @@ void h2rpc_status_init(h2rpc_status *st) {
   st->message = NULL;
 }
 
-h2rpc_code h2rpc_status_setv(h2rpc_status *st, h2rpc_code code,
-                             const char *fmt, va_list ap) {
+h2rpc_code h2rpc_status_setv(h2rpc_status *st, h2rpc_code code, const char *fmt,
+                             va_list ap) {
   free(st->message);
   st->message = NULL;
   st->code = code;
@@ -55,8 +55,8 @@ h2rpc_code h2rpc_status_setv(h2rpc_status *st, h2rpc_code code,
   return code;
 }
 
-h2rpc_code h2rpc_status_set(h2rpc_status *st, h2rpc_code code,
-                            const char *fmt, ...) {
+h2rpc_code h2rpc_status_set(h2rpc_status *st, h2rpc_code code, const char *fmt,
+                            ...) {
   va_list ap;
   va_start(ap, fmt);
   h2rpc_status_setv(st, code, fmt, ap);

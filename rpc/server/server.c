@@ -125,7 +125,7 @@ struct sconn {
 };
 
 struct h2rpc_server_call {
-  sconn *sc;      /* NULL once orphaned: the stream closed under a handler */
+  sconn *sc; /* NULL once orphaned: the stream closed under a handler */
   worker *w;
   int32_t stream_id;
   h2rpc_server_call *prev, *next;
@@ -210,10 +210,8 @@ static int service_known(const h2rpc_server *srv, const char *path,
 /* ------------------------------------------------------------- responding */
 
 static ssize_t read_response(nghttp2_session *session, int32_t stream_id,
-                                   uint8_t *buf, size_t length,
-                                   uint32_t *data_flags,
-                                   nghttp2_data_source *source,
-                                   void *user_data);
+                             uint8_t *buf, size_t length, uint32_t *data_flags,
+                             nghttp2_data_source *source, void *user_data);
 
 static void add_status_headers(h2rpc__headers *h, h2rpc_server_call *call,
                                char *code_buf) {
@@ -270,14 +268,14 @@ static void submit_headers(h2rpc_server_call *call, int http_status,
     provider.read_callback = read_response;
     rv = h.failed ? NGHTTP2_ERR_NOMEM
                   : nghttp2_submit_response(session, call->stream_id, h.nv,
-                                             h.count, &provider);
+                                            h.count, &provider);
   } else {
     /* Trailers-only: the status and the trailers travel in this one block. */
     add_status_headers(&h, call, code_buf);
     h2rpc__headers_add_metadata(&h, &call->trailers_out);
     rv = h.failed ? NGHTTP2_ERR_NOMEM
                   : nghttp2_submit_response(session, call->stream_id, h.nv,
-                                             h.count, NULL);
+                                            h.count, NULL);
   }
   h2rpc__headers_free(&h);
   if (rv != 0) {
@@ -290,10 +288,8 @@ static void submit_headers(h2rpc_server_call *call, int http_status,
 }
 
 static ssize_t read_response(nghttp2_session *session, int32_t stream_id,
-                                   uint8_t *buf, size_t length,
-                                   uint32_t *data_flags,
-                                   nghttp2_data_source *source,
-                                   void *user_data) {
+                             uint8_t *buf, size_t length, uint32_t *data_flags,
+                             nghttp2_data_source *source, void *user_data) {
   h2rpc_server_call *call = source->ptr;
   (void)user_data;
   size_t n;
@@ -338,24 +334,24 @@ static void submit_status_only(h2rpc_server_call *call,
   h2rpc__headers_add(&h, "content-type", "application/grpc", 16);
   h2rpc__headers_add(&h, "grpc-status", code_buf, strlen(code_buf));
   h2rpc__headers_add_message(&h, st->message);
-  if (h.failed || nghttp2_submit_response(call->sc->conn.session,
-                                          call->stream_id, h.nv, h.count,
-                                          NULL) != 0)
+  if (h.failed ||
+      nghttp2_submit_response(call->sc->conn.session, call->stream_id, h.nv,
+                              h.count, NULL) != 0)
     nghttp2_submit_rst_stream(call->sc->conn.session, NGHTTP2_FLAG_NONE,
                               call->stream_id, NGHTTP2_INTERNAL_ERROR);
   h2rpc__headers_free(&h);
 }
 
 /* Ends the call early with an error status (trailers-only). */
-static void fail_call(h2rpc_server_call *call, h2rpc_code code,
-                      const char *fmt, ...)
+static void fail_call(h2rpc_server_call *call, h2rpc_code code, const char *fmt,
+                      ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
 
-static void fail_call(h2rpc_server_call *call, h2rpc_code code,
-                      const char *fmt, ...) {
+static void fail_call(h2rpc_server_call *call, h2rpc_code code, const char *fmt,
+                      ...) {
   if (call->responded)
     return;
   va_list ap;
@@ -428,8 +424,7 @@ static void set_handler_status(h2rpc_server_call *call, h2rpc_code code) {
 static void invoke_stream_handler(h2rpc_server_call *call) {
   const method_entry *e = call->entry;
   h2rpc_stream_handler handler = (h2rpc_stream_handler)e->fn;
-  set_handler_status(call,
-                     handler((h2rpc_server_stream *)call, e->user_data));
+  set_handler_status(call, handler((h2rpc_server_stream *)call, e->user_data));
 }
 
 /*
@@ -447,9 +442,8 @@ static void invoke_handler(h2rpc_server_call *call) {
       call, e->tramp(e->fn, call, call->request, response, e->user_data));
   if (call->status.code == H2RPC_OK) {
     const char *why = NULL;
-    h2rpc_code rc = h2rpc__pb_encode_framed(e->method->response, response,
-                                            &call->resp_buf, &call->resp_len,
-                                            &why);
+    h2rpc_code rc = h2rpc__pb_encode_framed(
+        e->method->response, response, &call->resp_buf, &call->resp_len, &why);
     if (rc != H2RPC_OK)
       h2rpc_status_set(&call->status, rc, "cannot encode the response: %s",
                        why);
@@ -464,8 +458,8 @@ static void return_window(sconn *sc);
 /* Back on the loop after a pool thread ran the handler. */
 static void pool_done_task(h2rpc__task *task) {
   h2rpc_server_call *call =
-      (h2rpc_server_call *)((char *)task - offsetof(h2rpc_server_call,
-                                                    done_task));
+      (h2rpc_server_call *)((char *)task -
+                            offsetof(h2rpc_server_call, done_task));
   call->in_pool = 0;
   if (call->sc == NULL) {
     free_call(call); /* the stream closed meanwhile */
@@ -597,8 +591,8 @@ static void on_request_end(h2rpc_server_call *call) {
  */
 static void stream_wake(h2rpc__task *task) {
   h2rpc_server_call *call =
-      (h2rpc_server_call *)((char *)task - offsetof(h2rpc_server_call,
-                                                    pipe.wake));
+      (h2rpc_server_call *)((char *)task -
+                            offsetof(h2rpc_server_call, pipe.wake));
   h2rpc__pipe_woken(&call->pipe);
   if (call->sc == NULL || call->responded)
     return;
@@ -734,8 +728,8 @@ static void free_call(h2rpc_server_call *call) {
 
 /* ------------------------------------------------------ nghttp2 callbacks */
 
-static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame,
-                            void *user_data) {
+static int on_begin_headers(nghttp2_session *session,
+                            const nghttp2_frame *frame, void *user_data) {
   sconn *sc = user_data;
   if (frame->hd.type != NGHTTP2_HEADERS ||
       frame->headers.cat != NGHTTP2_HCAT_REQUEST)
@@ -817,8 +811,8 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
   } else if (!h2rpc__header_is_reserved(name, namelen) &&
              call->md_error == NULL) {
     const char *why = NULL;
-    if (h2rpc__metadata_from_wire(&call->md_in, name, namelen, value,
-                                  valuelen, &why) != H2RPC_OK)
+    if (h2rpc__metadata_from_wire(&call->md_in, name, namelen, value, valuelen,
+                                  &why) != H2RPC_OK)
       call->md_error = why;
   }
   return 0;
@@ -874,9 +868,8 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags,
    * handler of a stream lags behind (see transport/pipe.h). */
   (void)user_data;
   int live = call != NULL && !call->responded && call->entry != NULL;
-  size_t give = live && call->is_stream
-                    ? h2rpc__pipe_received(&call->pipe, len)
-                    : len;
+  size_t give =
+      live && call->is_stream ? h2rpc__pipe_received(&call->pipe, len) : len;
   if (give > 0)
     nghttp2_session_consume_stream(session, stream_id, give);
   sconn *sc = user_data;
@@ -933,7 +926,9 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id,
 
 /* ------------------------------------------------------------ connections */
 
-static void sconn_on_connected(h2rpc__conn *c) { (void)c; }
+static void sconn_on_connected(h2rpc__conn *c) {
+  (void)c;
+}
 
 static void sconn_on_close(h2rpc__conn *c, const char *why) {
   sconn *sc = conn_of(c);
@@ -979,8 +974,8 @@ static void accept_one(worker *w, int fd) {
      * window only as its handler reads. */
     nghttp2_option_set_no_auto_window_update(opt, 1);
   }
-  int rv = nghttp2_session_server_new2(&sc->conn.session, srv->callbacks, sc,
-                                       opt);
+  int rv =
+      nghttp2_session_server_new2(&sc->conn.session, srv->callbacks, sc, opt);
   nghttp2_option_del(opt);
   if (rv != 0) {
     ev_io_stop(w->ev, &sc->conn.read_watcher);
@@ -1005,8 +1000,7 @@ static void accept_one(worker *w, int fd) {
   h2rpc__conn_kick(&sc->conn);
 }
 
-static void on_accept_resume(struct ev_loop *ev, ev_timer *timer,
-                             int revents) {
+static void on_accept_resume(struct ev_loop *ev, ev_timer *timer, int revents) {
   worker *w = timer->data;
   (void)revents;
   if (w->stopping)
@@ -1112,9 +1106,8 @@ h2rpc_code h2rpc_server_new(h2rpc_server **out,
   h2rpc_server_options_init(&defaults);
   if (opts == NULL)
     opts = &defaults;
-  if (opts->threads < 1 || opts->threads > 256 ||
-      opts->handler_threads < 0 || opts->handler_threads > 1024 ||
-      opts->max_recv_message == 0)
+  if (opts->threads < 1 || opts->threads > 256 || opts->handler_threads < 0 ||
+      opts->handler_threads > 1024 || opts->max_recv_message == 0)
     return H2RPC_INVALID_ARGUMENT;
   h2rpc_server *srv = calloc(1, sizeof(*srv));
   if (srv == NULL)
@@ -1268,7 +1261,8 @@ h2rpc_code h2rpc_server_start(h2rpc_server *srv) {
   srv->started = 1;
   handler_pool *pool = &srv->pool;
   if (srv->opts.handler_threads > 0) {
-    pool->threads = calloc((size_t)srv->opts.handler_threads, sizeof(pthread_t));
+    pool->threads =
+        calloc((size_t)srv->opts.handler_threads, sizeof(pthread_t));
     if (pool->threads == NULL)
       return H2RPC_RESOURCE_EXHAUSTED;
     for (int i = 0; i < srv->opts.handler_threads; i++) {
@@ -1282,8 +1276,7 @@ h2rpc_code h2rpc_server_start(h2rpc_server *srv) {
   for (int i = 0; i < srv->worker_count; i++) {
     worker *w = &srv->workers[i];
     h2rpc_code rc = worker_setup(srv, w, i);
-    if (rc == H2RPC_OK &&
-        pthread_create(&w->thread, NULL, worker_main, w) != 0)
+    if (rc == H2RPC_OK && pthread_create(&w->thread, NULL, worker_main, w) != 0)
       rc = H2RPC_RESOURCE_EXHAUSTED;
     if (rc != H2RPC_OK) {
       h2rpc_server_stop(srv, 0);
@@ -1297,7 +1290,8 @@ h2rpc_code h2rpc_server_start(h2rpc_server *srv) {
 
 void h2rpc_server_stop(h2rpc_server *srv, int64_t grace_ms) {
   int expected = 0;
-  if (srv == NULL || !atomic_compare_exchange_strong(&srv->stopped, &expected, 1))
+  if (srv == NULL ||
+      !atomic_compare_exchange_strong(&srv->stopped, &expected, 1))
     return;
   srv->grace_ms = grace_ms < 0 ? 0 : grace_ms;
   for (int i = 0; i < srv->worker_count; i++) {

@@ -79,8 +79,8 @@ int h2rpc__socket_tune(int fd) {
   return 0;
 }
 
-static struct addrinfo *resolve(const char *host, const char *port,
-                                int passive, char *why_buf, size_t why_size) {
+static struct addrinfo *resolve(const char *host, const char *port, int passive,
+                                char *why_buf, size_t why_size) {
   struct addrinfo hints, *res = NULL;
   memset(&hints, 0, sizeof(hints));
   hints.ai_family = AF_UNSPEC;
@@ -152,8 +152,7 @@ int h2rpc__connect(const char *host, const char *port, char *why_buf,
       continue;
     }
     if (h2rpc__socket_tune(fd) == 0 &&
-        (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 ||
-         errno == EINPROGRESS))
+        (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS))
       break;
     err = errno;
     close(fd);

@@ -18,9 +18,8 @@
 static void on_readable(struct ev_loop *ev, ev_io *w, int revents);
 static void on_writable(struct ev_loop *ev, ev_io *w, int revents);
 
-int h2rpc__conn_start(h2rpc__conn *c, h2rpc__loop *loop, int fd,
-                      int connecting, const h2rpc__conn_ops *ops,
-                      void *owner) {
+int h2rpc__conn_start(h2rpc__conn *c, h2rpc__loop *loop, int fd, int connecting,
+                      const h2rpc__conn_ops *ops, void *owner) {
   memset(c, 0, sizeof(*c));
   c->loop = loop;
   c->fd = fd;
@@ -47,8 +46,8 @@ void h2rpc__conn_kick(h2rpc__conn *c) {
  * full (the write watcher is armed), -1 on error (connection closed). */
 static int write_out(h2rpc__conn *c) {
   while (c->out_off < c->out_len) {
-    ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
-                     MSG_NOSIGNAL);
+    ssize_t n =
+        send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR)
         continue;
@@ -162,8 +161,7 @@ static void on_readable(struct ev_loop *ev, ev_io *w, int revents) {
     ssize_t rv = nghttp2_session_mem_recv(c->session, buf, (size_t)n);
     c->in_callback = 0;
     if (rv < 0) {
-      H2RPC_LOG(H2RPC__LOG_INFO, "nghttp2 recv: %s",
-                nghttp2_strerror((int)rv));
+      H2RPC_LOG(H2RPC__LOG_INFO, "nghttp2 recv: %s", nghttp2_strerror((int)rv));
       /* Let nghttp2 send its GOAWAY before closing. */
       h2rpc__conn_flush(c);
       h2rpc__conn_close(c, "HTTP/2 protocol error from peer");

@@ -38,10 +38,10 @@ struct h2rpc__conn {
   /* Bytes taken from the session but not yet accepted by the socket. */
   uint8_t *out;
   size_t out_off, out_len, out_cap;
-  int dirty;               /* on the loop's flush list */
+  int dirty; /* on the loop's flush list */
   h2rpc__conn *dirty_next;
-  h2rpc__conn *reap_next;  /* on the loop's list of closed connections */
-  int in_callback;         /* inside nghttp2_session_mem_recv */
+  h2rpc__conn *reap_next; /* on the loop's list of closed connections */
+  int in_callback;        /* inside nghttp2_session_mem_recv */
   const char *close_reason;
 };
 
@@ -49,8 +49,8 @@ struct h2rpc__conn {
  * Starts I/O on fd (non-blocking). `connecting` says a non-blocking connect
  * is in progress: on_connected runs when it completes. Returns 0 or -1.
  */
-int h2rpc__conn_start(h2rpc__conn *c, h2rpc__loop *loop, int fd,
-                      int connecting, const h2rpc__conn_ops *ops, void *owner);
+int h2rpc__conn_start(h2rpc__conn *c, h2rpc__loop *loop, int fd, int connecting,
+                      const h2rpc__conn_ops *ops, void *owner);
 
 /* Asks for a flush at the end of this loop pass (call after submitting). */
 void h2rpc__conn_kick(h2rpc__conn *c);

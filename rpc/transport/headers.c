@@ -132,7 +132,8 @@ h2rpc_code h2rpc__metadata_from_wire(h2rpc_metadata *md, const uint8_t *name,
                                      size_t name_len, const uint8_t *value,
                                      size_t value_len, const char **why) {
   char key[256];
-  if (name_len >= sizeof(key) || !h2rpc__md_key_valid((const char *)name, name_len)) {
+  if (name_len >= sizeof(key) ||
+      !h2rpc__md_key_valid((const char *)name, name_len)) {
     *why = "invalid metadata key";
     return H2RPC_INTERNAL;
   }

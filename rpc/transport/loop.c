@@ -65,7 +65,9 @@ void h2rpc__loop_destroy(h2rpc__loop *loop) {
   pthread_mutex_destroy(&loop->lock);
 }
 
-void h2rpc__loop_run(h2rpc__loop *loop) { ev_run(loop->ev, 0); }
+void h2rpc__loop_run(h2rpc__loop *loop) {
+  ev_run(loop->ev, 0);
+}
 
 void h2rpc__loop_set_thread(h2rpc__loop *loop, pthread_t thread) {
   loop->thread = thread;

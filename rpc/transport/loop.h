@@ -26,8 +26,8 @@ typedef struct h2rpc__loop {
   h2rpc__conn *dirty;       /* connections with output pending */
   pthread_mutex_t lock;     /* guards the task queue only */
   h2rpc__task *head, *tail;
-  h2rpc__conn *reap_list;   /* closed connections to free at a safe point */
-  pthread_t thread;         /* the thread running this loop */
+  h2rpc__conn *reap_list; /* closed connections to free at a safe point */
+  pthread_t thread;       /* the thread running this loop */
   int thread_known;
 } h2rpc__loop;
 

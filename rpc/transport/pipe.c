@@ -214,8 +214,7 @@ size_t h2rpc__pipe_take_out(h2rpc__pipe *p, uint8_t *buf, size_t length,
   return n;
 }
 
-h2rpc_code h2rpc__pipe_put_in(h2rpc__pipe *p, const uint8_t *data,
-                              size_t len) {
+h2rpc_code h2rpc__pipe_put_in(h2rpc__pipe *p, const uint8_t *data, size_t len) {
   h2rpc__msg *m = h2rpc__msg_new(len);
   if (m == NULL)
     return H2RPC_RESOURCE_EXHAUSTED;

@@ -40,22 +40,22 @@ struct h2rpc__msg {
 
 typedef struct h2rpc__pipe {
   pthread_mutex_t mu;
-  pthread_cond_t cv;     /* user side waits here */
+  pthread_cond_t cv; /* user side waits here */
   /* user -> loop */
   h2rpc__msg *out_head, *out_tail;
-  size_t out_off;        /* bytes of out_head already handed to nghttp2 */
-  size_t out_bytes;      /* queued, not yet handed over */
-  int out_closed;        /* the user half-closed: no more sends */
-  int out_deferred;      /* the data provider is waiting for data */
-  int want_writable;     /* try_send found the queue full */
-  int writable;          /* ...and it has room again: tell the user */
+  size_t out_off;    /* bytes of out_head already handed to nghttp2 */
+  size_t out_bytes;  /* queued, not yet handed over */
+  int out_closed;    /* the user half-closed: no more sends */
+  int out_deferred;  /* the data provider is waiting for data */
+  int want_writable; /* try_send found the queue full */
+  int writable;      /* ...and it has room again: tell the user */
   /* loop -> user */
   h2rpc__msg *in_head, *in_tail;
-  size_t in_bytes;       /* cost of the unread messages (see in_cost) */
-  size_t window_owed;    /* received bytes not yet returned to the peer */
-  int in_ended;          /* no more messages will arrive */
+  size_t in_bytes;    /* cost of the unread messages (see in_cost) */
+  size_t window_owed; /* received bytes not yet returned to the peer */
+  int in_ended;       /* no more messages will arrive */
   /* the end */
-  int ended;             /* the stream is over; status is final */
+  int ended; /* the stream is over; status is final */
   h2rpc_code end_code;
   /* wake-up of the loop; posted at most once at a time */
   h2rpc__loop *loop;
@@ -109,8 +109,7 @@ size_t h2rpc__pipe_take_out(h2rpc__pipe *p, uint8_t *buf, size_t length,
 
 /* Delivers a received message (copied). Returns OK, or RESOURCE_EXHAUSTED
  * when memory runs out. */
-h2rpc_code h2rpc__pipe_put_in(h2rpc__pipe *p, const uint8_t *data,
-                              size_t len);
+h2rpc_code h2rpc__pipe_put_in(h2rpc__pipe *p, const uint8_t *data, size_t len);
 
 /* Accounts `len` received DATA bytes; returns how many the loop should give
  * back to the peer now (nghttp2_session_consume): all that is owed while the

@@ -10,12 +10,12 @@
 #include "naming.h"
 
 /* Frees a string returned by the unit under test after comparing it. */
-#define CHECK_STR_TAKE(expr, want)                                           \
-  do {                                                                       \
-    char *got_ = (expr);                                                     \
-    ck_assert_ptr_nonnull(got_);                                             \
-    ck_assert_str_eq(got_, (want));                                          \
-    free(got_);                                                              \
+#define CHECK_STR_TAKE(expr, want)                                             \
+  do {                                                                         \
+    char *got_ = (expr);                                                       \
+    ck_assert_ptr_nonnull(got_);                                               \
+    ck_assert_str_eq(got_, (want));                                            \
+    free(got_);                                                                \
   } while (0)
 
 /* ---- identifiers and fixed lists ---- */
@@ -37,23 +37,115 @@ END_TEST
 /* Every keyword must be found: this also proves the table is sorted. */
 START_TEST(keywords) {
   static const char *const all[] = {
-      "_Alignas", "_Alignof", "_Atomic", "_BitInt", "_Bool", "_Complex",
-      "_Decimal128", "_Decimal32", "_Decimal64", "_Generic", "_Imaginary",
-      "_Noreturn", "_Pragma", "_Static_assert", "_Thread_local", "alignas",
-      "alignof", "and", "and_eq", "asm", "auto", "bitand", "bitor", "bool",
-      "break", "case", "catch", "char", "char16_t", "char32_t", "char8_t",
-      "class", "co_await", "co_return", "co_yield", "compl", "concept",
-      "const", "const_cast", "consteval", "constexpr", "constinit",
-      "continue", "decltype", "default", "delete", "do", "double",
-      "dynamic_cast", "else", "enum", "explicit", "export", "extern", "false",
-      "float", "for", "friend", "goto", "if", "inline", "int", "long",
-      "mutable", "namespace", "new", "noexcept", "not", "not_eq", "nullptr",
-      "operator", "or", "or_eq", "private", "protected", "public", "register",
-      "reinterpret_cast", "requires", "restrict", "return", "short", "signed",
-      "sizeof", "static", "static_assert", "static_cast", "struct", "switch",
-      "template", "this", "thread_local", "throw", "true", "try", "typedef",
-      "typeid", "typename", "typeof", "typeof_unqual", "union", "unsigned",
-      "using", "virtual", "void", "volatile", "wchar_t", "while", "xor",
+      "_Alignas",
+      "_Alignof",
+      "_Atomic",
+      "_BitInt",
+      "_Bool",
+      "_Complex",
+      "_Decimal128",
+      "_Decimal32",
+      "_Decimal64",
+      "_Generic",
+      "_Imaginary",
+      "_Noreturn",
+      "_Pragma",
+      "_Static_assert",
+      "_Thread_local",
+      "alignas",
+      "alignof",
+      "and",
+      "and_eq",
+      "asm",
+      "auto",
+      "bitand",
+      "bitor",
+      "bool",
+      "break",
+      "case",
+      "catch",
+      "char",
+      "char16_t",
+      "char32_t",
+      "char8_t",
+      "class",
+      "co_await",
+      "co_return",
+      "co_yield",
+      "compl",
+      "concept",
+      "const",
+      "const_cast",
+      "consteval",
+      "constexpr",
+      "constinit",
+      "continue",
+      "decltype",
+      "default",
+      "delete",
+      "do",
+      "double",
+      "dynamic_cast",
+      "else",
+      "enum",
+      "explicit",
+      "export",
+      "extern",
+      "false",
+      "float",
+      "for",
+      "friend",
+      "goto",
+      "if",
+      "inline",
+      "int",
+      "long",
+      "mutable",
+      "namespace",
+      "new",
+      "noexcept",
+      "not",
+      "not_eq",
+      "nullptr",
+      "operator",
+      "or",
+      "or_eq",
+      "private",
+      "protected",
+      "public",
+      "register",
+      "reinterpret_cast",
+      "requires",
+      "restrict",
+      "return",
+      "short",
+      "signed",
+      "sizeof",
+      "static",
+      "static_assert",
+      "static_cast",
+      "struct",
+      "switch",
+      "template",
+      "this",
+      "thread_local",
+      "throw",
+      "true",
+      "try",
+      "typedef",
+      "typeid",
+      "typename",
+      "typeof",
+      "typeof_unqual",
+      "union",
+      "unsigned",
+      "using",
+      "virtual",
+      "void",
+      "volatile",
+      "wchar_t",
+      "while",
+      "xor",
       "xor_eq",
   };
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
@@ -191,8 +283,7 @@ START_TEST(members_of_keywords_get_underscore) {
   CHECK_STR_TAKE(cg_member_name(&members, NULL, "int", &changed), "int_");
   ck_assert(changed);
   CHECK_STR_TAKE(cg_member_name(&members, NULL, "default", NULL), "default_");
-  CHECK_STR_TAKE(cg_member_name(&members, NULL, "register", NULL),
-                 "register_");
+  CHECK_STR_TAKE(cg_member_name(&members, NULL, "register", NULL), "register_");
   CHECK_STR_TAKE(cg_member_name(&members, NULL, "_Bool", NULL), "_Bool_");
   CHECK_STR_TAKE(cg_member_name(&members, NULL, "class", NULL), "class_");
   /* Macros and implementation-reserved names. */
@@ -264,9 +355,9 @@ START_TEST(family_collision_between_services) {
                  "A_B_C_2");
   ck_assert(changed);
   ck_assert(cg_nameset_has(&taken, "A_B_C_2_async"));
-  CHECK_STR_TAKE(cg_claim_family(&taken, "A_B_C", method_family,
-                                 method_family_n, NULL),
-                 "A_B_C_3");
+  CHECK_STR_TAKE(
+      cg_claim_family(&taken, "A_B_C", method_family, method_family_n, NULL),
+      "A_B_C_3");
   cg_nameset_free(&taken);
 }
 END_TEST
@@ -276,9 +367,9 @@ START_TEST(family_collision_with_one_member) {
   cg_nameset taken;
   cg_nameset_init(&taken);
   ck_assert_int_eq(cg_nameset_add(&taken, "p_S_M_async"), 0);
-  CHECK_STR_TAKE(cg_claim_family(&taken, "p_S_M", method_family,
-                                 method_family_n, NULL),
-                 "p_S_M_2");
+  CHECK_STR_TAKE(
+      cg_claim_family(&taken, "p_S_M", method_family, method_family_n, NULL),
+      "p_S_M_2");
   /* The base of a later method collides with an earlier family member. */
   CHECK_STR_TAKE(cg_claim_family(&taken, "p_S_M_2_async", method_family,
                                  method_family_n, NULL),
@@ -292,8 +383,8 @@ START_TEST(family_collision_with_nanopb) {
   cg_nameset_init(&taken);
   cg_nameset_init(&macros);
   const char *fields[] = {"a"};
-  ck_assert_int_eq(
-      cg_reserve_message(&taken, &macros, "n_Calc_Add", fields, 1), 0);
+  ck_assert_int_eq(cg_reserve_message(&taken, &macros, "n_Calc_Add", fields, 1),
+                   0);
   ck_assert_int_eq(cg_nameset_merge(&taken, &macros), 0);
   CHECK_STR_TAKE(cg_claim_family(&taken, "n_Calc_Add", method_family,
                                  method_family_n, NULL),
@@ -301,8 +392,8 @@ START_TEST(family_collision_with_nanopb) {
   CHECK_STR_TAKE(cg_claim_family(&taken, "n_Calc_Add_fields", method_family,
                                  method_family_n, NULL),
                  "n_Calc_Add_fields_2");
-  CHECK_STR_TAKE(cg_claim_family(&taken, "n_Calc_Add_init_zero",
-                                 method_family, method_family_n, NULL),
+  CHECK_STR_TAKE(cg_claim_family(&taken, "n_Calc_Add_init_zero", method_family,
+                                 method_family_n, NULL),
                  "n_Calc_Add_init_zero_2");
   cg_nameset_free(&taken);
   cg_nameset_free(&macros);
@@ -316,9 +407,9 @@ START_TEST(family_collision_with_headers) {
   CHECK_STR_TAKE(cg_claim_family(&taken, "h2rpc_unary_call", method_family,
                                  method_family_n, NULL),
                  "h2rpc_unary_call_2");
-  CHECK_STR_TAKE(cg_claim_family(&taken, "INT8_MAX", method_family,
-                                 method_family_n, NULL),
-                 "INT8_MAX_2");
+  CHECK_STR_TAKE(
+      cg_claim_family(&taken, "INT8_MAX", method_family, method_family_n, NULL),
+      "INT8_MAX_2");
   CHECK_STR_TAKE(cg_claim_family(&taken, "_Static_assert", method_family,
                                  method_family_n, NULL),
                  "_Static_assert_2");

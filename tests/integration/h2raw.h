@@ -12,12 +12,12 @@
 typedef struct h2raw h2raw;
 
 typedef struct h2raw_result {
-  int http_status;      /* :status, 0 if none */
-  int grpc_status;      /* -1 if none */
+  int http_status;        /* :status, 0 if none */
+  int grpc_status;        /* -1 if none */
   char grpc_message[512]; /* raw (percent-encoded) value */
-  uint32_t rst_code;    /* RST_STREAM error code, 0 if none */
-  int closed;           /* the stream closed within the time limit */
-  uint8_t body[4096];   /* first bytes of the response body */
+  uint32_t rst_code;      /* RST_STREAM error code, 0 if none */
+  int closed;             /* the stream closed within the time limit */
+  uint8_t body[4096];     /* first bytes of the response body */
   size_t body_len;
 } h2raw_result;
 

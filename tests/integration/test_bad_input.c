@@ -30,8 +30,7 @@ static void start_server(void) {
   h2rpc_server_options_init(&opts);
   opts.max_recv_message = 1024; /* small, to test the limit cheaply */
   ck_assert_int_eq(h2rpc_server_new(&server, &opts), H2RPC_OK);
-  ck_assert_int_eq(h2rpc_server_listen(server, "127.0.0.1:0", &port),
-                   H2RPC_OK);
+  ck_assert_int_eq(h2rpc_server_listen(server, "127.0.0.1:0", &port), H2RPC_OK);
   helloworld_Greeter_handlers handlers = {.SayHello = say_hello};
   ck_assert_int_eq(helloworld_Greeter_register(server, &handlers, NULL),
                    H2RPC_OK);
@@ -77,10 +76,12 @@ static void assert_grpc_error(const h2raw_result *res, int status,
 }
 
 START_TEST(wrong_content_type) {
-  const char *headers[] = {":method", "POST", ":scheme", "http", ":path",
-                           "/helloworld.Greeter/SayHello", ":authority",
-                           "localhost", "content-type", "text/plain", "te",
-                           "trailers", NULL};
+  const char *headers[] = {
+      ":method",    "POST",      ":scheme",
+      "http",       ":path",     "/helloworld.Greeter/SayHello",
+      ":authority", "localhost", "content-type",
+      "text/plain", "te",        "trailers",
+      NULL};
   h2raw_result res;
   send_raw(headers, good_body, sizeof(good_body), &res);
   ck_assert_int_eq(res.http_status, 415);
@@ -231,10 +232,19 @@ START_TEST(unknown_method_and_service) {
 END_TEST
 
 START_TEST(get_instead_of_post) {
-  const char *headers[] = {":method", "GET", ":scheme", "http", ":path",
-                           "/helloworld.Greeter/SayHello", ":authority",
-                           "localhost", "content-type", "application/grpc",
-                           "te", "trailers", NULL};
+  const char *headers[] = {":method",
+                           "GET",
+                           ":scheme",
+                           "http",
+                           ":path",
+                           "/helloworld.Greeter/SayHello",
+                           ":authority",
+                           "localhost",
+                           "content-type",
+                           "application/grpc",
+                           "te",
+                           "trailers",
+                           NULL};
   h2raw_result res;
   send_raw(headers, NULL, 0, &res);
   ck_assert_msg(res.http_status == 405 || res.rst_code != 0,

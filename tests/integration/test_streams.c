@@ -69,8 +69,8 @@ static h2rpc_code verify_input(h2rpc_server_stream *stream, void *user_data) {
     }
   }
   free(want);
-  grpc_testing_StreamingInputCallResponse resp = {
-      .aggregated_payload_size = (int32_t)total};
+  grpc_testing_StreamingInputCallResponse resp = {.aggregated_payload_size =
+                                                      (int32_t)total};
   return h2rpc_server_stream_send(stream, &resp);
 }
 
@@ -85,8 +85,7 @@ static h2rpc_code echo_duplex(h2rpc_server_stream *stream, void *user_data) {
     int fail_now = req.has_response_status;
     int32_t size =
         req.response_parameters_count > 0 ? req.response_parameters[0].size : 0;
-    h2rpc_message_release(grpc_testing_StreamingOutputCallRequest_fields,
-                          &req);
+    h2rpc_message_release(grpc_testing_StreamingOutputCallRequest_fields, &req);
     grpc_testing_StreamingOutputCallResponse resp =
         grpc_testing_StreamingOutputCallResponse_init_zero;
     resp.has_payload = size > 0;
@@ -139,8 +138,7 @@ static void start_server(h2rpc_stream_handler input_handler) {
   opts.max_recv_message = 128 * 1024;
   int port;
   ck_assert_int_eq(h2rpc_server_new(&server, &opts), H2RPC_OK);
-  ck_assert_int_eq(h2rpc_server_listen(server, "127.0.0.1:0", &port),
-                   H2RPC_OK);
+  ck_assert_int_eq(h2rpc_server_listen(server, "127.0.0.1:0", &port), H2RPC_OK);
   server_port = port;
   grpc_testing_TestService_handlers h;
   memset(&h, 0, sizeof(h));
@@ -296,9 +294,9 @@ START_TEST(server_error_midway) {
   h2rpc_call_info info;
   h2rpc_call_info_init(&info);
   h2rpc_stream *s;
-  ck_assert_int_eq(grpc_testing_TestService_FullDuplexCall_start(
-                       channel, NULL, &info, &s),
-                   H2RPC_OK);
+  ck_assert_int_eq(
+      grpc_testing_TestService_FullDuplexCall_start(channel, NULL, &info, &s),
+      H2RPC_OK);
   grpc_testing_ResponseParameters params = {.size = 8};
   grpc_testing_StreamingOutputCallRequest req =
       grpc_testing_StreamingOutputCallRequest_init_zero;
@@ -346,9 +344,9 @@ START_TEST(message_over_the_limit_midway) {
   free(big);
   /* The connection still serves. */
   grpc_testing_Empty e = grpc_testing_Empty_init_zero, out;
-  ck_assert_int_eq(grpc_testing_TestService_EmptyCall(channel, NULL, &e, &out,
-                                                      NULL),
-                   H2RPC_UNIMPLEMENTED);
+  ck_assert_int_eq(
+      grpc_testing_TestService_EmptyCall(channel, NULL, &e, &out, NULL),
+      H2RPC_UNIMPLEMENTED);
   stop_server();
 }
 END_TEST
@@ -362,8 +360,7 @@ START_TEST(connection_drop_ends_a_stream_handler) {
   h2raw *raw = h2raw_connect(server_port);
   ck_assert_ptr_nonnull(raw);
   const char *headers[] = {
-      H2RAW_GRPC_HEADERS("/grpc.testing.TestService/StreamingInputCall"),
-      NULL};
+      H2RAW_GRPC_HEADERS("/grpc.testing.TestService/StreamingInputCall"), NULL};
   ck_assert_int_eq(h2raw_open_stream(raw, headers), 0);
   struct timespec until;
   clock_gettime(CLOCK_REALTIME, &until);
@@ -437,8 +434,7 @@ static void give_up(struct ev_loop *loop, ev_timer *w, int revents) {
   ev_break(loop, EVBREAK_ALL);
 }
 
-static const h2rpc_stream_callbacks pp_callbacks = {pp_message, NULL,
-                                                    pp_done};
+static const h2rpc_stream_callbacks pp_callbacks = {pp_message, NULL, pp_done};
 
 START_TEST(callback_stream_on_a_caller_loop) {
   start_server(verify_input);
@@ -455,10 +451,11 @@ START_TEST(callback_stream_on_a_caller_loop) {
   ev_timer_start(loop, &limit);
 
   pingpong pp = {.loop = loop, .status = H2RPC_UNKNOWN};
-  ck_assert_int_eq(h2rpc_stream_start_async(
-                       &pp.s, ch, &grpc_testing_TestService_FullDuplexCall_method,
-                       NULL, NULL, &pp_callbacks, &pp),
-                   H2RPC_OK);
+  ck_assert_int_eq(
+      h2rpc_stream_start_async(&pp.s, ch,
+                               &grpc_testing_TestService_FullDuplexCall_method,
+                               NULL, NULL, &pp_callbacks, &pp),
+      H2RPC_OK);
   pp_send(&pp);
   ev_run(loop, 0);
   ck_assert_int_eq(pp.done_calls, 1);
@@ -468,11 +465,11 @@ START_TEST(callback_stream_on_a_caller_loop) {
 
   /* Freed from inside on_message: no on_done, nothing leaks (ASan). */
   pingpong pp2 = {.loop = loop, .status = H2RPC_UNKNOWN, .free_in_message = 1};
-  ck_assert_int_eq(h2rpc_stream_start_async(
-                       &pp2.s, ch,
-                       &grpc_testing_TestService_FullDuplexCall_method, NULL,
-                       NULL, &pp_callbacks, &pp2),
-                   H2RPC_OK);
+  ck_assert_int_eq(
+      h2rpc_stream_start_async(&pp2.s, ch,
+                               &grpc_testing_TestService_FullDuplexCall_method,
+                               NULL, NULL, &pp_callbacks, &pp2),
+      H2RPC_OK);
   pp_send(&pp2);
   ev_run(loop, 0);
   ck_assert_int_eq(pp2.received, 1);
@@ -526,9 +523,8 @@ static void push_writable(h2rpc_stream *s, void *user_data) {
 static void push_message(h2rpc_stream *s, const void *msg, void *user_data) {
   pusher *p = user_data;
   (void)s;
-  p->aggregated =
-      ((const grpc_testing_StreamingInputCallResponse *)msg)
-          ->aggregated_payload_size;
+  p->aggregated = ((const grpc_testing_StreamingInputCallResponse *)msg)
+                      ->aggregated_payload_size;
 }
 
 static void push_done(h2rpc_stream *s, const h2rpc_status *st,
@@ -540,8 +536,8 @@ static void push_done(h2rpc_stream *s, const h2rpc_status *st,
   ev_break(p->loop, EVBREAK_ALL);
 }
 
-static const h2rpc_stream_callbacks push_callbacks = {
-    push_message, push_writable, push_done};
+static const h2rpc_stream_callbacks push_callbacks = {push_message,
+                                                      push_writable, push_done};
 
 START_TEST(callback_stream_waits_for_room) {
   start_server(verify_input);
@@ -557,11 +553,11 @@ START_TEST(callback_stream_waits_for_room) {
   ev_timer_init(&limit, give_up, 60., 0.);
   ev_timer_start(loop, &limit);
   pusher p = {.loop = loop, .buf = malloc(CHUNK), .status = H2RPC_UNKNOWN};
-  ck_assert_int_eq(
-      h2rpc_stream_start_async(&p.s, ch,
-                               &grpc_testing_TestService_StreamingInputCall_method,
-                               NULL, NULL, &push_callbacks, &p),
-      H2RPC_OK);
+  ck_assert_int_eq(h2rpc_stream_start_async(
+                       &p.s, ch,
+                       &grpc_testing_TestService_StreamingInputCall_method,
+                       NULL, NULL, &push_callbacks, &p),
+                   H2RPC_OK);
   push(&p);
   ev_run(loop, 0);
   ck_assert_int_eq(p.done, 1);
@@ -592,9 +588,9 @@ START_TEST(context_ends_a_stream) {
   h2rpc_ctx *ctx;
   ck_assert_int_eq(h2rpc_ctx_with_timeout(&ctx, NULL, 100), H2RPC_OK);
   h2rpc_stream *s;
-  ck_assert_int_eq(grpc_testing_TestService_FullDuplexCall_start(
-                       channel, ctx, NULL, &s),
-                   H2RPC_OK);
+  ck_assert_int_eq(
+      grpc_testing_TestService_FullDuplexCall_start(channel, ctx, NULL, &s),
+      H2RPC_OK);
   grpc_testing_StreamingOutputCallResponse resp;
   int64_t t0 = h2rpc_now_ns();
   ck_assert_int_eq(h2rpc_stream_recv(s, &resp), 0);
@@ -606,9 +602,9 @@ START_TEST(context_ends_a_stream) {
   h2rpc_ctx *parent, *child;
   ck_assert_int_eq(h2rpc_ctx_new(&parent, NULL), H2RPC_OK);
   ck_assert_int_eq(h2rpc_ctx_new(&child, parent), H2RPC_OK);
-  ck_assert_int_eq(grpc_testing_TestService_FullDuplexCall_start(
-                       channel, child, NULL, &s),
-                   H2RPC_OK);
+  ck_assert_int_eq(
+      grpc_testing_TestService_FullDuplexCall_start(channel, child, NULL, &s),
+      H2RPC_OK);
   pthread_t t;
   pthread_create(&t, NULL, cancel_later, parent);
   ck_assert_int_eq(h2rpc_stream_recv(s, &resp), 0);

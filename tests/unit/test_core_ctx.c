@@ -148,8 +148,7 @@ START_TEST(watch_on_ended_ctx_returns_cause) {
   h2rpc_ctx_cancel(ctx);
   seen s = {0, H2RPC_OK};
   h2rpc_ctx_watch w;
-  ck_assert_int_eq(h2rpc_ctx_watch_start(ctx, &w, record, &s),
-                   H2RPC_CANCELLED);
+  ck_assert_int_eq(h2rpc_ctx_watch_start(ctx, &w, record, &s), H2RPC_CANCELLED);
   /* A child of an ended context starts ended. */
   ck_assert_int_eq(h2rpc_ctx_new(&child, ctx), H2RPC_OK);
   ck_assert_int_eq(h2rpc_ctx_err(child), H2RPC_CANCELLED);

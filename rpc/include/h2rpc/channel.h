@@ -59,10 +59,9 @@ H2RPC_EXTERN void h2rpc_channel_options_init(h2rpc_channel_options *opts);
  * (out untouched); RESOURCE_EXHAUSTED when memory or a thread is unavailable.
  * Any thread (loop thread only when opts->loop is set).
  */
-H2RPC_EXTERN h2rpc_code h2rpc_channel_new(h2rpc_channel **out,
-                                          const char *target,
-                                          const h2rpc_channel_options *opts)
-    H2RPC_MUST_CHECK;
+H2RPC_EXTERN h2rpc_code
+h2rpc_channel_new(h2rpc_channel **out, const char *target,
+                  const h2rpc_channel_options *opts) H2RPC_MUST_CHECK;
 
 /*
  * Fails every call still in flight with CANCELLED (their callbacks run before
@@ -103,8 +102,7 @@ H2RPC_EXTERN void h2rpc_call_info_reset(h2rpc_call_info *info);
 H2RPC_EXTERN h2rpc_code h2rpc_unary_call(h2rpc_channel *ch,
                                          const h2rpc_method *method,
                                          h2rpc_ctx *ctx, const void *request,
-                                         void *response,
-                                         h2rpc_call_info *info);
+                                         void *response, h2rpc_call_info *info);
 
 /*
  * Completion callback of an asynchronous call. Runs exactly once, on the

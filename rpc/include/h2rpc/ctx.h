@@ -37,23 +37,19 @@ H2RPC_EXTERN int64_t h2rpc_now_ns(void);
  * A cancellable context with the parent's deadline. parent may be NULL.
  * Returns OK and sets *out, or RESOURCE_EXHAUSTED (out untouched).
  */
-H2RPC_EXTERN h2rpc_code h2rpc_ctx_new(h2rpc_ctx **out, h2rpc_ctx *parent)
-    H2RPC_MUST_CHECK;
+H2RPC_EXTERN h2rpc_code h2rpc_ctx_new(h2rpc_ctx **out,
+                                      h2rpc_ctx *parent) H2RPC_MUST_CHECK;
 
 /*
  * A context that ends `timeout_ms` milliseconds from now, or earlier when the
  * parent does. A timeout <= 0 gives a context that has already ended.
  */
-H2RPC_EXTERN h2rpc_code h2rpc_ctx_with_timeout(h2rpc_ctx **out,
-                                               h2rpc_ctx *parent,
-                                               int64_t timeout_ms)
-    H2RPC_MUST_CHECK;
+H2RPC_EXTERN h2rpc_code h2rpc_ctx_with_timeout(
+    h2rpc_ctx **out, h2rpc_ctx *parent, int64_t timeout_ms) H2RPC_MUST_CHECK;
 
 /* A context that ends at `deadline_ns` (h2rpc_now_ns() scale) or earlier. */
-H2RPC_EXTERN h2rpc_code h2rpc_ctx_with_deadline(h2rpc_ctx **out,
-                                                h2rpc_ctx *parent,
-                                                int64_t deadline_ns)
-    H2RPC_MUST_CHECK;
+H2RPC_EXTERN h2rpc_code h2rpc_ctx_with_deadline(
+    h2rpc_ctx **out, h2rpc_ctx *parent, int64_t deadline_ns) H2RPC_MUST_CHECK;
 
 /* Cancels ctx and so every descendant. Idempotent. NULL is a no-op. */
 H2RPC_EXTERN void h2rpc_ctx_cancel(h2rpc_ctx *ctx);
@@ -65,7 +61,8 @@ H2RPC_EXTERN void h2rpc_ctx_cancel(h2rpc_ctx *ctx);
  */
 H2RPC_EXTERN h2rpc_code h2rpc_ctx_err(const h2rpc_ctx *ctx);
 
-/* The effective deadline (the earliest along the chain), or H2RPC_NO_DEADLINE. */
+/* The effective deadline (the earliest along the chain), or H2RPC_NO_DEADLINE.
+ */
 H2RPC_EXTERN int64_t h2rpc_ctx_deadline(const h2rpc_ctx *ctx);
 
 /*
@@ -84,7 +81,7 @@ typedef struct h2rpc_ctx_watch h2rpc_ctx_watch;
 typedef void (*h2rpc_ctx_done_cb)(h2rpc_ctx_watch *watch, h2rpc_code cause);
 struct h2rpc_ctx_watch {
   h2rpc_ctx_done_cb cb_;
-  void *user_data;      /* free for the watch's owner */
+  void *user_data; /* free for the watch's owner */
   h2rpc_ctx *ctx_;
   h2rpc_ctx_watch *prev_, *next_;
 };

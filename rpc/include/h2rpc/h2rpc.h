@@ -12,8 +12,8 @@
 #include "h2rpc/method.h"
 #include "h2rpc/pb.h"
 #include "h2rpc/server.h"
-#include "h2rpc/stream.h"
 #include "h2rpc/status.h"
+#include "h2rpc/stream.h"
 
 #ifdef __cplusplus
 extern "C" {

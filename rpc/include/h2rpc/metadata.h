@@ -21,8 +21,8 @@ extern "C" {
 #endif
 
 typedef struct h2rpc_md_entry {
-  char *key;        /* NUL-terminated, owned by the metadata */
-  uint8_t *value;   /* value_len bytes plus a NUL, owned by the metadata */
+  char *key;      /* NUL-terminated, owned by the metadata */
+  uint8_t *value; /* value_len bytes plus a NUL, owned by the metadata */
   size_t value_len;
 } h2rpc_md_entry;
 
@@ -46,14 +46,12 @@ H2RPC_EXTERN void h2rpc_metadata_init(h2rpc_metadata *md);
  * RESOURCE_EXHAUSTED when memory runs out. On error md is unchanged.
  */
 H2RPC_EXTERN h2rpc_code h2rpc_metadata_add(h2rpc_metadata *md, const char *key,
-                                           const void *value, size_t value_len)
-    H2RPC_MUST_CHECK;
+                                           const void *value,
+                                           size_t value_len) H2RPC_MUST_CHECK;
 
 /* As h2rpc_metadata_add() with a NUL-terminated value. */
-H2RPC_EXTERN h2rpc_code h2rpc_metadata_add_str(h2rpc_metadata *md,
-                                               const char *key,
-                                               const char *value)
-    H2RPC_MUST_CHECK;
+H2RPC_EXTERN h2rpc_code h2rpc_metadata_add_str(
+    h2rpc_metadata *md, const char *key, const char *value) H2RPC_MUST_CHECK;
 
 /* The first entry whose key equals `key`, or NULL. Borrowed from md. */
 H2RPC_EXTERN const h2rpc_md_entry *h2rpc_metadata_get(const h2rpc_metadata *md,

@@ -23,12 +23,12 @@ typedef enum h2rpc_method_kind {
 } h2rpc_method_kind;
 
 typedef struct h2rpc_method {
-  const char *path;              /* "/package.Service/Method" */
+  const char *path; /* "/package.Service/Method" */
   h2rpc_method_kind kind;
-  const pb_msgdesc_t *request;   /* nanopb descriptor of the request type */
-  const pb_msgdesc_t *response;  /* nanopb descriptor of the response type */
-  size_t request_size;           /* sizeof the request struct */
-  size_t response_size;          /* sizeof the response struct */
+  const pb_msgdesc_t *request;  /* nanopb descriptor of the request type */
+  const pb_msgdesc_t *response; /* nanopb descriptor of the response type */
+  size_t request_size;          /* sizeof the request struct */
+  size_t response_size;         /* sizeof the response struct */
 } h2rpc_method;
 
 #ifdef __cplusplus

@@ -37,7 +37,7 @@ typedef struct h2rpc_server_call h2rpc_server_call;
  * h2rpc_server_new().
  */
 typedef struct h2rpc_server_options {
-  int threads;                  /* loop threads; default 1 */
+  int threads; /* loop threads; default 1 */
   /* Threads that run handlers, which may then block (e.g. on calls of their
    * own, made with the handler's context as parent). 0 (the default): handlers
    * run on the loop thread and must not block. */
@@ -46,16 +46,15 @@ typedef struct h2rpc_server_options {
    * must not block then); only streaming handlers use the pool. Saves a
    * thread hand-off per call. Default 0. */
   int unary_on_loop;
-  size_t max_recv_message;      /* default H2RPC_DEFAULT_MAX_RECV_MESSAGE */
+  size_t max_recv_message;         /* default H2RPC_DEFAULT_MAX_RECV_MESSAGE */
   uint32_t max_concurrent_streams; /* per connection; default 1000 */
 } h2rpc_server_options;
 
 H2RPC_EXTERN void h2rpc_server_options_init(h2rpc_server_options *opts);
 
 /* Returns OK and sets *out, INVALID_ARGUMENT or RESOURCE_EXHAUSTED. */
-H2RPC_EXTERN h2rpc_code h2rpc_server_new(h2rpc_server **out,
-                                         const h2rpc_server_options *opts)
-    H2RPC_MUST_CHECK;
+H2RPC_EXTERN h2rpc_code h2rpc_server_new(
+    h2rpc_server **out, const h2rpc_server_options *opts) H2RPC_MUST_CHECK;
 
 /*
  * Listens on "host:port" (port 0 picks a free port). *bound_port, when not
@@ -98,12 +97,11 @@ typedef h2rpc_code (*h2rpc_unary_trampoline)(h2rpc_fn fn,
 H2RPC_EXTERN h2rpc_code h2rpc_server_register(h2rpc_server *srv,
                                               const h2rpc_method *method,
                                               h2rpc_unary_trampoline tramp,
-                                              h2rpc_fn fn, void *user_data)
-    H2RPC_MUST_CHECK;
+                                              h2rpc_fn fn,
+                                              void *user_data) H2RPC_MUST_CHECK;
 
 /* Starts the loop threads. Returns OK or RESOURCE_EXHAUSTED/UNAVAILABLE. */
-H2RPC_EXTERN h2rpc_code h2rpc_server_start(h2rpc_server *srv)
-    H2RPC_MUST_CHECK;
+H2RPC_EXTERN h2rpc_code h2rpc_server_start(h2rpc_server *srv) H2RPC_MUST_CHECK;
 
 /*
  * Stops the server: closes the listeners, sends GOAWAY on every connection,
@@ -130,24 +128,20 @@ H2RPC_EXTERN const h2rpc_method *
 h2rpc_server_call_method(const h2rpc_server_call *call);
 
 /* Adds a response header / trailer (copied). Same errors as metadata_add. */
-H2RPC_EXTERN h2rpc_code h2rpc_server_call_add_header(h2rpc_server_call *call,
-                                                     const char *key,
-                                                     const void *value,
-                                                     size_t len)
-    H2RPC_MUST_CHECK;
-H2RPC_EXTERN h2rpc_code h2rpc_server_call_add_trailer(h2rpc_server_call *call,
-                                                      const char *key,
-                                                      const void *value,
-                                                      size_t len)
-    H2RPC_MUST_CHECK;
+H2RPC_EXTERN h2rpc_code
+h2rpc_server_call_add_header(h2rpc_server_call *call, const char *key,
+                             const void *value, size_t len) H2RPC_MUST_CHECK;
+H2RPC_EXTERN h2rpc_code
+h2rpc_server_call_add_trailer(h2rpc_server_call *call, const char *key,
+                              const void *value, size_t len) H2RPC_MUST_CHECK;
 
 /*
  * Sets the status message sent with a non-OK code and returns `code`, for
  * `return h2rpc_server_call_fail(call, H2RPC_NOT_FOUND, "no user %d", id);`.
  */
 H2RPC_EXTERN h2rpc_code h2rpc_server_call_fail(h2rpc_server_call *call,
-                                               h2rpc_code code,
-                                               const char *fmt, ...)
+                                               h2rpc_code code, const char *fmt,
+                                               ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
 #endif

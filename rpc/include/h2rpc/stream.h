@@ -51,12 +51,9 @@ typedef h2rpc_code (*h2rpc_stream_handler)(h2rpc_server_stream *stream,
  * channel's loop thread, RESOURCE_EXHAUSTED. On error *out is untouched.
  * Streams must be freed before their channel.
  */
-H2RPC_EXTERN h2rpc_code h2rpc_stream_start(h2rpc_stream **out,
-                                           h2rpc_channel *ch,
-                                           const h2rpc_method *method,
-                                           h2rpc_ctx *ctx,
-                                           h2rpc_call_info *info)
-    H2RPC_MUST_CHECK;
+H2RPC_EXTERN h2rpc_code h2rpc_stream_start(
+    h2rpc_stream **out, h2rpc_channel *ch, const h2rpc_method *method,
+    h2rpc_ctx *ctx, h2rpc_call_info *info) H2RPC_MUST_CHECK;
 
 /*
  * Encodes and queues one request message (type method->request; not kept).
@@ -114,8 +111,7 @@ typedef struct h2rpc_stream_callbacks {
   /* The call ended; status is borrowed (it is info->status when info was
    * given). Exactly once, never inside the call that started the stream, and
    * not after h2rpc_stream_free. Required. */
-  void (*on_done)(h2rpc_stream *s, const h2rpc_status *status,
-                  void *user_data);
+  void (*on_done)(h2rpc_stream *s, const h2rpc_status *status, void *user_data);
 } h2rpc_stream_callbacks;
 
 /*
@@ -138,8 +134,7 @@ H2RPC_EXTERN h2rpc_code h2rpc_stream_start_async(
  * send it again from on_writable); the other codes as h2rpc_stream_send.
  * Any thread, for a stream of either form.
  */
-H2RPC_EXTERN h2rpc_code h2rpc_stream_try_send(h2rpc_stream *s,
-                                              const void *msg);
+H2RPC_EXTERN h2rpc_code h2rpc_stream_try_send(h2rpc_stream *s, const void *msg);
 
 /* ------------------------------------------------------------- server */
 
@@ -149,11 +144,9 @@ H2RPC_EXTERN h2rpc_code h2rpc_stream_try_send(h2rpc_stream *s,
  * FAILED_PRECONDITION when the server has no handler pool
  * (options.handler_threads == 0), RESOURCE_EXHAUSTED.
  */
-H2RPC_EXTERN h2rpc_code h2rpc_server_register_stream(h2rpc_server *srv,
-                                                     const h2rpc_method *method,
-                                                     h2rpc_fn handler,
-                                                     void *user_data)
-    H2RPC_MUST_CHECK;
+H2RPC_EXTERN h2rpc_code h2rpc_server_register_stream(
+    h2rpc_server *srv, const h2rpc_method *method, h2rpc_fn handler,
+    void *user_data) H2RPC_MUST_CHECK;
 
 /* The call behind a server stream: context, metadata, headers, trailers,
  * h2rpc_server_call_fail (see server.h). Response headers must be added
