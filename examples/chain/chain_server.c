@@ -105,6 +105,11 @@ static h2rpc_code do_work(h2rpc_server_call *call,
   pthread_mutex_lock(&cw.mu);
   int64_t ended_at = cw.ended_at_ns;
   pthread_mutex_unlock(&cw.mu);
+  /* The downstream call may end (its own deadline timer) just before this
+   * server's timer ends the context: then the handler is the one that sees
+   * the context has ended, now. */
+  if (ended_at == 0 && h2rpc_ctx_err(ctx) != H2RPC_OK)
+    ended_at = h2rpc_now_ns();
   printf("EVENT %s handler_end job=%s cause=%s at_ns=%lld "
          "ctx_ended_at_ns=%lld work=%s\n",
          name, req->job, h2rpc_code_name(h2rpc_ctx_err(ctx)),

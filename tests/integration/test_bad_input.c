@@ -5,6 +5,7 @@
  * one still succeeds. Also the client side of the same rules.
  */
 #include <check.h>
+#include <ev.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -316,6 +317,99 @@ START_TEST(client_bad_target) {
 }
 END_TEST
 
+/* Regression (review of the channel): a call started from the callback of a
+ * call that failed to connect waits for a new connection instead of failing
+ * with the old connection's error; and no callback runs inside the call that
+ * started it. */
+typedef struct retry_state {
+  struct ev_loop *loop;
+  h2rpc_channel *ch;
+  int port;
+  int first_done, second_done;
+  h2rpc_code first, second;
+  int in_start; /* set while an async call is being started */
+  int ran_inside;
+  helloworld_HelloRequest req;
+  helloworld_HelloReply reply;
+} retry_state;
+
+static void second_done(const h2rpc_status *st, void *user_data) {
+  retry_state *r = user_data;
+  r->ran_inside |= r->in_start;
+  r->second_done = 1;
+  r->second = st->code;
+  ev_break(r->loop, EVBREAK_ALL);
+}
+
+static void first_done(const h2rpc_status *st, void *user_data) {
+  retry_state *r = user_data;
+  r->ran_inside |= r->in_start;
+  r->first_done = 1;
+  r->first = st->code;
+  /* The server comes up now; the retry must reach it. */
+  char address[32];
+  snprintf(address, sizeof(address), "127.0.0.1:%d", r->port);
+  ck_assert_int_eq(h2rpc_server_listen(server, address, NULL), H2RPC_OK);
+  helloworld_Greeter_handlers handlers = {.SayHello = say_hello};
+  ck_assert_int_eq(helloworld_Greeter_register(server, &handlers, NULL),
+                   H2RPC_OK);
+  ck_assert_int_eq(h2rpc_server_start(server), H2RPC_OK);
+  r->in_start = 1;
+  ck_assert_int_eq(helloworld_Greeter_SayHello_async(
+                       r->ch, NULL, &r->req, &r->reply, NULL, second_done, r),
+                   H2RPC_OK);
+  r->in_start = 0;
+}
+
+static void retry_give_up(struct ev_loop *loop, ev_timer *w, int revents) {
+  (void)w;
+  (void)revents;
+  ev_break(loop, EVBREAK_ALL);
+}
+
+START_TEST(retry_from_a_callback_reaches_a_new_server) {
+  /* A port nobody listens on (for now). */
+  h2rpc_server *probe;
+  int free_port;
+  ck_assert_int_eq(h2rpc_server_new(&probe, NULL), H2RPC_OK);
+  ck_assert_int_eq(h2rpc_server_listen(probe, "127.0.0.1:0", &free_port),
+                   H2RPC_OK);
+  h2rpc_server_free(probe);
+  ck_assert_int_eq(h2rpc_server_new(&server, NULL), H2RPC_OK);
+
+  retry_state r = {
+      .port = free_port, .first = H2RPC_OK, .second = H2RPC_UNKNOWN};
+  r.loop = ev_loop_new(EVFLAG_AUTO);
+  h2rpc_channel_options opts;
+  h2rpc_channel_options_init(&opts);
+  opts.loop = r.loop;
+  char target[32];
+  snprintf(target, sizeof(target), "127.0.0.1:%d", free_port);
+  ck_assert_int_eq(h2rpc_channel_new(&r.ch, target, &opts), H2RPC_OK);
+  strcpy(r.req.name, "again");
+  ev_timer limit;
+  ev_timer_init(&limit, retry_give_up, 10., 0.);
+  ev_timer_start(r.loop, &limit);
+  r.in_start = 1;
+  ck_assert_int_eq(helloworld_Greeter_SayHello_async(
+                       r.ch, NULL, &r.req, &r.reply, NULL, first_done, &r),
+                   H2RPC_OK);
+  r.in_start = 0;
+  ev_run(r.loop, 0);
+  ck_assert_int_eq(r.first_done, 1);
+  ck_assert_int_eq(r.first, H2RPC_UNAVAILABLE);
+  ck_assert_int_eq(r.second_done, 1);
+  ck_assert_int_eq(r.second, H2RPC_OK);
+  ck_assert_str_eq(r.reply.message, "Hello again");
+  ck_assert_int_eq(r.ran_inside, 0);
+  ev_timer_stop(r.loop, &limit);
+  h2rpc_channel_free(r.ch);
+  ev_loop_destroy(r.loop);
+  h2rpc_server_stop(server, 100);
+  h2rpc_server_free(server);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("bad_input");
   TCase *tc = tcase_create("server");
@@ -339,6 +433,10 @@ static Suite *suite(void) {
   tcase_add_test(tc, client_ended_ctx_fails_without_io);
   tcase_add_test(tc, client_bad_target);
   suite_add_tcase(s, tc);
+  TCase *alone = tcase_create("client_alone"); /* no fixture server */
+  tcase_set_timeout(alone, 30);
+  tcase_add_test(alone, retry_from_a_callback_reaches_a_new_server);
+  suite_add_tcase(s, alone);
   return s;
 }
 
