@@ -6,7 +6,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake pkg-config clang clang-format valgrind
+  build-essential cmake pkg-config clang clang-format valgrind libclang-rt-14-dev
   libnanopb-dev nanopb
   protobuf-compiler libprotoc-dev
   libnghttp2-dev libev-dev libssl-dev
