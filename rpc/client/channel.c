@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/bufcache.h"
 #include "core/log.h"
 #include "core/pb.h"
 #include "h2rpc/channel.h"
@@ -159,7 +160,7 @@ static void free_call(ccall *c) {
   if (c->is_stream)
     h2rpc__pipe_destroy(&c->pipe);
   free(c->rx_msg);
-  free(c->req);
+  h2rpc__big_free(c->req);
   free(c->grpc_message);
   free(c->local_message);
   h2rpc__deframer_free(&c->deframer);

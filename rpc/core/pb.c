@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/bufcache.h"
 #include "core/pb.h"
 #include "wire/frame.h"
 
@@ -39,11 +40,11 @@ bool h2rpc_pb_bytes_field(pb_istream_t *istream, pb_ostream_t *ostream,
   /* The field's length is already bounded by the message, whose size the
    * receive limit bounds, so allocating bytes_left is safe. */
   size_t len = istream->bytes_left;
-  uint8_t *data = malloc(len ? len : 1);
+  uint8_t *data = h2rpc__big_alloc(len);
   if (data == NULL)
     PB_RETURN_ERROR(istream, "out of memory for bytes field");
   if (!pb_read(istream, data, len)) {
-    free(data);
+    h2rpc__big_free(data);
     return false;
   }
   /* A repeated occurrence replaces the earlier one. */
@@ -63,7 +64,7 @@ void h2rpc_bytes_free(h2rpc_bytes *b) {
   if (b == NULL)
     return;
   if ((uintptr_t)b->size_owned_ & OWNED)
-    free(b->data);
+    h2rpc__big_free(b->data);
   b->data = NULL;
   b->size_owned_ = NULL;
 }
@@ -142,7 +143,7 @@ h2rpc_code h2rpc__pb_encode_framed(const pb_msgdesc_t *desc, const void *msg,
   h2rpc_code rc = h2rpc__pb_encoded_size(desc, msg, &size, reason);
   if (rc != H2RPC_OK)
     return rc;
-  uint8_t *buf = malloc(H2RPC__FRAME_HEADER_LEN + size);
+  uint8_t *buf = h2rpc__big_alloc(H2RPC__FRAME_HEADER_LEN + size);
   if (buf == NULL) {
     *reason = "out of memory encoding a message";
     return H2RPC_RESOURCE_EXHAUSTED;
@@ -151,7 +152,7 @@ h2rpc_code h2rpc__pb_encode_framed(const pb_msgdesc_t *desc, const void *msg,
   rc = h2rpc__pb_encode_to(desc, msg, buf + H2RPC__FRAME_HEADER_LEN, size,
                            reason);
   if (rc != H2RPC_OK) {
-    free(buf);
+    h2rpc__big_free(buf);
     return rc;
   }
   *out = buf;

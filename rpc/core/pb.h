@@ -19,8 +19,8 @@ h2rpc_code h2rpc__pb_encode_to(const pb_msgdesc_t *desc, const void *msg,
 
 /*
  * Encodes msg as one gRPC message (5-byte prefix + protobuf) into a new
- * malloc'd buffer. Returns OK, INTERNAL (unencodable) or RESOURCE_EXHAUSTED,
- * with a static *reason on error.
+ * buffer (release it with h2rpc__big_free, core/bufcache.h). Returns OK,
+ * INTERNAL (unencodable) or RESOURCE_EXHAUSTED, with a static *reason on error.
  */
 h2rpc_code h2rpc__pb_encode_framed(const pb_msgdesc_t *desc, const void *msg,
                                    uint8_t **out, size_t *out_len,

@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/bufcache.h"
 #include "core/ctx.h"
 #include "core/log.h"
 #include "core/pb.h"
@@ -722,7 +723,7 @@ static void free_call(h2rpc_server_call *call) {
   h2rpc_metadata_reset(&call->headers_out);
   h2rpc_metadata_reset(&call->trailers_out);
   h2rpc_status_reset(&call->status);
-  free(call->resp_buf);
+  h2rpc__big_free(call->resp_buf);
   free(call);
 }
 
