@@ -343,11 +343,13 @@ static void emit_client_stream(cg_buf *b, const cg_file *f,
   items it = {0};
   open_method_doc(b, m);
   para(b,
-       "Starts the call (requests %s, responses %s); on OK *%s is the call "
-       "(see stream.h). %s bounds it; %s may be NULL. This runtime version "
-       "does not implement streaming yet: it returns UNIMPLEMENTED and "
-       "leaves *%s untouched.",
-       m->req_c, m->resp_c, P(f, OUT), P(f, CTX), P(f, INFO), P(f, OUT));
+       "Starts the call (requests %s, responses %s); on OK *%s is the call, "
+       "driven with the blocking functions of stream.h (h2rpc_stream_send, "
+       "_recv, _close_send, _finish, _cancel, _free). %s bounds it; %s may "
+       "be NULL. On error *%s is untouched. For the callback form, pass "
+       "&%s_method to h2rpc_stream_start_async.",
+       m->req_c, m->resp_c, P(f, OUT), P(f, CTX), P(f, INFO), P(f, OUT),
+       m->base);
   cg_buf_puts(b, " */\n");
   start_params(&it, f);
   signature(b, "", m->base, "_start", &it, ") H2RPC_MUST_CHECK;\n\n");
