@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test demo bench sanitize clean format
+.PHONY: all deps build test demo bench sanitize tsan clean format
 
 all: build
 
@@ -33,6 +33,14 @@ sanitize: deps
 	cmake --build $(BUILD)-asan -j $(JOBS)
 	cd $(BUILD)-asan && ASAN_OPTIONS=detect_leaks=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+
+# The multi-threaded tests (contexts, streams, servers with handler pools,
+# h2rpc to h2rpc interop, the chain) under ThreadSanitizer (clang).
+tsan: deps
+	cmake -S . -B $(BUILD)-tsan -DH2RPC_TSAN=ON -DCMAKE_C_COMPILER=clang $(CMAKE_FLAGS)
+	cmake --build $(BUILD)-tsan -j $(JOBS)
+	cd $(BUILD)-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure \
+	  -j $(JOBS) -R 'unit_core_ctx|integration_|interop_c2c'
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
