@@ -107,6 +107,19 @@ static h2rpc_code seen_ctx, seen_send;
 
 static int handler_started;
 
+/* Waits, at most `seconds`, for *flag (set under seen_mu) to become true. */
+static int wait_seen(const int *flag, int seconds) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += seconds;
+  pthread_mutex_lock(&seen_mu);
+  while (!*flag && pthread_cond_timedwait(&seen_cv, &seen_mu, &until) == 0) {
+  }
+  int value = *flag;
+  pthread_mutex_unlock(&seen_mu);
+  return value;
+}
+
 static h2rpc_code wait_for_cancel(h2rpc_server_stream *stream,
                                   void *user_data) {
   (void)user_data;
@@ -263,25 +276,11 @@ START_TEST(client_cancel_reaches_the_handler) {
   ck_assert_int_eq(h2rpc_stream_send(s, &req), H2RPC_OK);
   /* Cancel once the handler runs (a cancel before the HEADERS left would
    * never reach the server at all). */
-  struct timespec until;
-  clock_gettime(CLOCK_REALTIME, &until);
-  until.tv_sec += 5;
-  pthread_mutex_lock(&seen_mu);
-  while (!handler_started &&
-         pthread_cond_timedwait(&seen_cv, &seen_mu, &until) == 0) {
-  }
-  pthread_mutex_unlock(&seen_mu);
-  ck_assert_msg(handler_started, "the handler did not start");
+  ck_assert_msg(wait_seen(&handler_started, 5), "the handler did not start");
   h2rpc_stream_cancel(s);
   ck_assert_int_eq(h2rpc_stream_finish(s), H2RPC_CANCELLED);
   /* Wait (bounded) for the handler to see it. */
-  pthread_mutex_lock(&seen_mu);
-  while (!seen_done &&
-         pthread_cond_timedwait(&seen_cv, &seen_mu, &until) == 0) {
-  }
-  int done = seen_done;
-  pthread_mutex_unlock(&seen_mu);
-  ck_assert_msg(done, "the handler never saw the cancel");
+  ck_assert_msg(wait_seen(&seen_done, 5), "the handler never saw the cancel");
   ck_assert_int_eq(seen_ctx, H2RPC_CANCELLED);
   ck_assert_int_ne(seen_send, H2RPC_OK); /* writes fail after a cancel */
   h2rpc_stream_free(s);
@@ -362,27 +361,26 @@ START_TEST(connection_drop_ends_a_stream_handler) {
   const char *headers[] = {
       H2RAW_GRPC_HEADERS("/grpc.testing.TestService/StreamingInputCall"), NULL};
   ck_assert_int_eq(h2raw_open_stream(raw, headers), 0);
-  struct timespec until;
-  clock_gettime(CLOCK_REALTIME, &until);
-  until.tv_sec += 5;
-  pthread_mutex_lock(&seen_mu);
-  while (!handler_started &&
-         pthread_cond_timedwait(&seen_cv, &seen_mu, &until) == 0) {
-  }
-  pthread_mutex_unlock(&seen_mu);
-  ck_assert_msg(handler_started, "the handler did not start");
+  ck_assert_msg(wait_seen(&handler_started, 5), "the handler did not start");
   h2raw_close(raw); /* the peer vanishes mid-stream */
-  pthread_mutex_lock(&seen_mu);
-  while (!seen_done &&
-         pthread_cond_timedwait(&seen_cv, &seen_mu, &until) == 0) {
-  }
-  int done = seen_done;
-  pthread_mutex_unlock(&seen_mu);
-  ck_assert_msg(done, "the handler did not return after the connection drop");
+  ck_assert_msg(wait_seen(&seen_done, 5),
+                "the handler did not return after the connection drop");
   ck_assert_int_eq(seen_ctx, H2RPC_CANCELLED);
   stop_server(); /* returns: no handler is left blocked */
 }
 END_TEST
+
+/* A channel to the test server that runs on `loop` (this thread's). */
+static h2rpc_channel *loop_channel(struct ev_loop *loop) {
+  h2rpc_channel_options opts;
+  h2rpc_channel_options_init(&opts);
+  opts.loop = loop;
+  char target[32];
+  snprintf(target, sizeof(target), "127.0.0.1:%d", server_port);
+  h2rpc_channel *ch = NULL;
+  ck_assert_int_eq(h2rpc_channel_new(&ch, target, &opts), H2RPC_OK);
+  return ch;
+}
 
 /* The callback form, on a loop this thread runs: ping-pong 100 times. */
 typedef struct pingpong {
@@ -439,13 +437,7 @@ static const h2rpc_stream_callbacks pp_callbacks = {pp_message, NULL, pp_done};
 START_TEST(callback_stream_on_a_caller_loop) {
   start_server(verify_input);
   struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-  h2rpc_channel_options opts;
-  h2rpc_channel_options_init(&opts);
-  opts.loop = loop;
-  char target[32];
-  snprintf(target, sizeof(target), "127.0.0.1:%d", server_port);
-  h2rpc_channel *ch;
-  ck_assert_int_eq(h2rpc_channel_new(&ch, target, &opts), H2RPC_OK);
+  h2rpc_channel *ch = loop_channel(loop);
   ev_timer limit;
   ev_timer_init(&limit, give_up, 10., 0.);
   ev_timer_start(loop, &limit);
@@ -542,13 +534,7 @@ static const h2rpc_stream_callbacks push_callbacks = {push_message,
 START_TEST(callback_stream_waits_for_room) {
   start_server(verify_input);
   struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-  h2rpc_channel_options opts;
-  h2rpc_channel_options_init(&opts);
-  opts.loop = loop;
-  char target[32];
-  snprintf(target, sizeof(target), "127.0.0.1:%d", server_port);
-  h2rpc_channel *ch;
-  ck_assert_int_eq(h2rpc_channel_new(&ch, target, &opts), H2RPC_OK);
+  h2rpc_channel *ch = loop_channel(loop);
   ev_timer limit;
   ev_timer_init(&limit, give_up, 60., 0.);
   ev_timer_start(loop, &limit);
