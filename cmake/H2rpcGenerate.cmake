@@ -1,5 +1,6 @@
 # h2rpc_generate(<target> PROTOS <a.proto>... [IMPORT_DIRS <dir>...]
-#                [NANOPB_OPTIONS <file.options>...] [OUT_DIR <dir>])
+#                [NANOPB_OPTIONS <file.options>...] [OUT_DIR <dir>]
+#                [NO_LINK])
 #
 # Runs nanopb's generator and protoc-gen-h2rpc on each proto and adds the
 # generated .pb.c and .h2rpc.c files to <target>, with OUT_DIR on its include
@@ -9,11 +10,14 @@
 # files are passed to nanopb (for example to mark fields over 64 KiB as
 # h2rpc_bytes, see docs/codegen.md).
 #
+# NO_LINK leaves out the link to h2rpc::h2rpc (for h2rpc's own runtime, which
+# compiles the protos it speaks itself: health, registry, etcd).
+#
 # Needs: protoc, nanopb's protoc-gen-nanopb, and the h2rpc::protoc-gen-h2rpc executable
 # target (defined by h2rpc's own build and by its installed package).
 
 function(h2rpc_generate target)
-  cmake_parse_arguments(ARG "" "OUT_DIR" "PROTOS;IMPORT_DIRS;NANOPB_OPTIONS" ${ARGN})
+  cmake_parse_arguments(ARG "NO_LINK" "OUT_DIR" "PROTOS;IMPORT_DIRS;NANOPB_OPTIONS" ${ARGN})
   if(NOT ARG_PROTOS)
     message(FATAL_ERROR "h2rpc_generate(${target}): PROTOS is required")
   endif()
@@ -68,5 +72,7 @@ function(h2rpc_generate target)
   endforeach()
   target_sources(${target} PRIVATE ${generated})
   target_include_directories(${target} PUBLIC ${ARG_OUT_DIR})
-  target_link_libraries(${target} PUBLIC h2rpc::h2rpc)
+  if(NOT ARG_NO_LINK)
+    target_link_libraries(${target} PUBLIC h2rpc::h2rpc)
+  endif()
 endfunction()

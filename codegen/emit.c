@@ -384,8 +384,7 @@ static void emit_handlers_struct(cg_buf *b, const cg_file *f,
                       m->kind != CG_UNARY ? "; " : "");
       }
       if (m->kind != CG_UNARY) {
-        cg_buf_printf(b, "%s, not served by this runtime version",
-                      kind_words(m->kind));
+        cg_buf_printf(b, "%s: runs on the handler pool", kind_words(m->kind));
       }
       cg_buf_puts(b, " */\n");
     }
@@ -410,8 +409,9 @@ static void emit_handlers_struct(cg_buf *b, const cg_file *f,
        "Registers every non-NULL handler of *%s with %s, each called with "
        "%s. *%s is read during this call only. Before h2rpc_server_start() "
        "only. Tries every handler and returns the first error, or OK: "
-       "ALREADY_EXISTS, RESOURCE_EXHAUSTED, UNIMPLEMENTED for a streaming "
-       "handler (this runtime version), INVALID_ARGUMENT when %s is NULL.",
+       "ALREADY_EXISTS, RESOURCE_EXHAUSTED, FAILED_PRECONDITION for a "
+       "streaming handler when the server has no handler pool "
+       "(handler_threads 0), INVALID_ARGUMENT when %s is NULL.",
        P(f, HANDLERS), P(f, SRV), P(f, USER_DATA), P(f, HANDLERS),
        P(f, HANDLERS));
   cg_buf_puts(b, " */\n");

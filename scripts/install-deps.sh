@@ -12,6 +12,7 @@ packages=(
   libnghttp2-dev libev-dev libssl-dev
   check
   python3-grpcio python3-grpc-tools python3-protobuf grpc-proto
+  etcd-server etcd-client
 )
 
 # `--bench` adds what `make bench` needs: h2load and the gRPC C++ reference.

@@ -1,704 +1,322 @@
 /*
- * client/channel.c: channels, the client connection and unary calls.
+ * client/channel.c: channels: the target and its resolver, the endpoint list
+ * and its subchannels, the balancer, and picking an endpoint per attempt.
  *
- * Everything here runs on the channel's loop thread except the entry points,
- * which hand a call over through the loop's task queue when called from
- * another thread. A call is one heap object holding its encoded request, its
- * deadline timer and its deframer; it is linked either into the list of calls
- * waiting for a connection or into its connection's list, so closing a
- * connection can fail exactly the calls it carried.
+ * The resolver reports whole endpoint lists. Each list replaces the previous
+ * one: endpoints that stay keep their subchannel (and its connection and
+ * breaker), new ones get a subchannel that connects at once, and removed ones
+ * drain: no new calls, closed when their calls end. A resolver error keeps
+ * the last list.
+ *
+ * Calls that find no pickable endpoint wait in ch->waiting while some
+ * endpoint is still connecting; they fail fast with UNAVAILABLE once every
+ * endpoint has failed to connect (gRPC's default, not wait-for-ready), or
+ * when the only endpoints left have open breakers ("circuit open", no I/O).
  */
 #include <inttypes.h>
-#include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "core/bufcache.h"
+#include "client/client.h"
 #include "core/log.h"
-#include "core/pb.h"
-#include "h2rpc/channel.h"
-#include "h2rpc/stream.h"
 #include "transport/addr.h"
-#include "transport/conn.h"
-#include "transport/headers.h"
-#include "transport/loop.h"
-#include "transport/pipe.h"
-#include "wire/codec.h"
-#include "wire/frame.h"
-#include "wire/timeout.h"
 
-#define STREAM_WINDOW (1 << 20)
-#define CONN_WINDOW (16 << 20)
-#define MAX_HEADER_LIST (64 * 1024)
-
-typedef struct ccall ccall;
-typedef struct cconn cconn;
-
-/* A list of calls; calls link through prev/next. */
-typedef struct call_list {
-  ccall *head;
-} call_list;
-
-struct cconn {
-  h2rpc__conn conn;
-  h2rpc_channel *ch;
-  call_list calls;    /* calls with a stream on this connection */
-  cconn *prev, *next; /* all connections of the channel */
-  int ready;          /* session created, accepting new streams */
-  int draining;       /* GOAWAY received: no new streams */
-};
-
-struct ccall {
-  h2rpc__task task; /* hand-over to the loop thread */
-  /* Cancellation of ctx, from any thread: the watch posts cancel_task. */
-  h2rpc_ctx_watch watch;
-  h2rpc__task cancel_task;
-  int cancel_posted; /* set by the watch, under the ctx's lock */
-  h2rpc_code cancel_cause;
-  int completed; /* done has run; cancel_task frees the call */
-  int starting;  /* inside the API call that started it */
-  uint32_t deferred_h2_error;
-  h2rpc_channel *ch;
-  const h2rpc_method *method;
-  h2rpc_ctx *ctx;
-  uint8_t *req;
-  size_t req_len, req_off;
-  void *resp;
-  h2rpc_call_info *info; /* the caller's, or &own_info */
-  h2rpc_call_info own_info;
-  h2rpc_unary_done_cb done;
-  void *user_data;
-  int64_t deadline_ns;
-  ev_timer timer;
-  int timer_armed;
-  cconn *cc;
-  int32_t stream_id;
-  ccall *prev, *next;
-  call_list *list;
-  h2rpc__deframer deframer;
-  int got_message;
-  int http_status;
-  int grpc_status; /* -1 until received */
-  char *grpc_message;
-  h2rpc_code local_code; /* set when this side ends the call */
-  char *local_message;
-  size_t header_bytes; /* response headers and trailers, as HTTP/2 counts */
-  /* Streaming calls only. The user thread and the loop share `pipe`; the call
-   * is freed once both are done with it: the loop has completed it and the
-   * user has released it (h2rpc_stream_free, through free_task). */
-  int is_stream;
-  h2rpc__pipe pipe;
-  h2rpc__task free_task;
-  int user_released;
-  _Atomic int user_cancel; /* a code the user asked to end the call with */
-  /* Callback streams (h2rpc_stream_start_async): messages are decoded on the
-   * loop into rx_msg and handed to cbs->on_message; cbs->on_done replaces
-   * the pipe's end for the user. */
-  const h2rpc_stream_callbacks *cbs;
-  void *cb_user_data;
-  void *rx_msg;
-};
-
-struct h2rpc_channel {
-  h2rpc_channel_options opts;
-  char user_agent[128];
-  char host[256];
-  char port[8];
-  char authority[300];
-  struct ev_loop *ev;
-  int owns_loop;
-  h2rpc__loop loop;
-  pthread_t thread;
-  int thread_started;
-  cconn *current;    /* the connection new calls go to, or NULL */
-  cconn *conns;      /* every open connection (current and draining) */
-  call_list waiting; /* calls waiting for a connection */
-  nghttp2_session_callbacks *callbacks;
-  h2rpc__task stop_task;
-  int closing;
-};
-
-static void connect_now(h2rpc_channel *ch);
-static void abort_call(ccall *c, uint32_t rst_code);
-
-/* ------------------------------------------------------------ call lists */
-
-static void list_push(call_list *l, ccall *c) {
-  c->list = l;
-  c->prev = NULL;
-  c->next = l->head;
-  if (l->head != NULL)
-    l->head->prev = c;
-  l->head = c;
-}
-
-static void list_remove(ccall *c) {
-  if (c->list == NULL)
-    return;
-  if (c->prev != NULL)
-    c->prev->next = c->next;
-  else
-    c->list->head = c->next;
-  if (c->next != NULL)
-    c->next->prev = c->prev;
-  c->list = NULL;
-  c->prev = c->next = NULL;
-}
-
-/* ------------------------------------------------------------- completion */
-
-static void set_local(ccall *c, h2rpc_code code, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-
-static void free_call(ccall *c) {
-  if (c->is_stream)
-    h2rpc__pipe_destroy(&c->pipe);
-  free(c->rx_msg);
-  h2rpc__big_free(c->req);
-  free(c->grpc_message);
-  free(c->local_message);
-  h2rpc__deframer_free(&c->deframer);
-  h2rpc_call_info_reset(&c->own_info);
-  free(c);
-}
-
-/* Frees the call once nothing refers to it any more: completed, no cancel
- * task queued, and for a stream, released by its user. Loop thread. */
-static void maybe_free(ccall *c) {
-  if (!c->completed || c->cancel_posted)
-    return;
-  /* A stream also waits for its user, and for a queued wake task. */
-  if (c->is_stream && (!c->user_released || h2rpc__pipe_wake_pending(&c->pipe)))
-    return;
-  free_call(c);
-}
-
-/* Records why this side ends the call; the first reason wins. */
-static void set_local(ccall *c, h2rpc_code code, const char *fmt, ...) {
-  if (c->local_code != H2RPC_OK)
-    return;
-  c->local_code = code;
-  char buf[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof(buf), fmt, ap);
-  va_end(ap);
-  c->local_message = strdup(buf);
-}
-
-/*
- * Ends the call: works out the status, runs the callback, frees the call.
- * Precedence: a local reason (deadline, bad response, cancel) over the
- * server's grpc-status over the RST_STREAM code over the HTTP status.
- */
-static void complete(ccall *c, uint32_t h2_error);
-
-static void complete_task(h2rpc__task *task) {
-  ccall *c = (ccall *)((char *)task - offsetof(ccall, task));
-  complete(c, c->deferred_h2_error);
-}
-
-static void complete(ccall *c, uint32_t h2_error) {
-  if (c->starting) {
-    /* The callback must not run inside the call that started it: finish on
-     * the next loop pass (the start task is done with c->task). */
-    list_remove(c);
-    c->starting = 0;
-    c->deferred_h2_error = h2_error;
-    c->task.run = complete_task;
-    h2rpc__loop_post(&c->ch->loop, &c->task);
-    return;
-  }
-  h2rpc_status *st = &c->info->status;
-  list_remove(c);
-  if (c->timer_armed) {
-    ev_timer_stop(c->ch->ev, &c->timer);
-    c->timer_armed = 0;
-  }
-  if (c->cc != NULL && c->stream_id > 0 && c->cc->conn.session != NULL)
-    nghttp2_session_set_stream_user_data(c->cc->conn.session, c->stream_id,
-                                         NULL);
-  if (c->local_code != H2RPC_OK) {
-    h2rpc_status_set(st, c->local_code, "%s",
-                     c->local_message ? c->local_message : "");
-  } else if (c->grpc_status >= 0) {
-    h2rpc_code code =
-        c->grpc_status > H2RPC_CODE_MAX ? H2RPC_UNKNOWN : c->grpc_status;
-    if (c->grpc_message != NULL && c->grpc_message[0] != '\0')
-      h2rpc_status_set(st, code, "%s", c->grpc_message);
-    else
-      h2rpc_status_set(st, code, NULL);
-    if (code == H2RPC_OK && !c->got_message && !c->is_stream)
-      h2rpc_status_set(st, H2RPC_INTERNAL,
-                       "server returned OK without a response message");
-  } else if (h2_error != NGHTTP2_NO_ERROR) {
-    h2rpc_status_set(st, h2rpc__code_from_h2_error(h2_error),
-                     "stream reset by the server (HTTP/2 error %s)",
-                     nghttp2_http2_strerror(h2_error));
-  } else if (c->http_status != 0 && c->http_status != 200) {
-    h2rpc_status_set(st, h2rpc__code_from_http_status(c->http_status),
-                     "server answered HTTP status %d without grpc-status",
-                     c->http_status);
-  } else {
-    h2rpc_status_set(st, H2RPC_INTERNAL,
-                     "server closed the stream without a grpc-status");
-  }
-  if (st->code != H2RPC_OK && c->resp != NULL) {
-    h2rpc_message_release(c->method->response, c->resp);
-    memset(c->resp, 0, c->method->response_size);
-  }
-  /* After the stop, the watch callback is not running and never will; if it
-   * already ran, its task is queued and frees the call instead. */
-  h2rpc_ctx_watch_stop(&c->watch);
-  c->completed = 1;
-  if (c->is_stream) {
-    h2rpc__pipe_end(&c->pipe, st->code); /* wakes a blocked user thread */
-    if (c->cbs != NULL && !c->user_released)
-      c->cbs->on_done((h2rpc_stream *)c, st, c->cb_user_data);
-  } else {
-    c->done(st, c->user_data);
-  }
-  maybe_free(c);
-}
-
-static void on_ctx_done(h2rpc_ctx_watch *w, h2rpc_code cause) {
-  ccall *c = w->user_data;
-  c->cancel_cause = cause;
-  c->cancel_posted = 1;
-  h2rpc__loop_post(&c->ch->loop, &c->cancel_task);
-}
-
-static void cancel_task(h2rpc__task *task) {
-  ccall *c = (ccall *)((char *)task - offsetof(ccall, cancel_task));
-  c->cancel_posted = 0; /* complete() may free it now */
-  if (c->completed) {
-    maybe_free(c);
-    return;
-  }
-  if (c->cancel_cause == H2RPC_DEADLINE_EXCEEDED)
-    set_local(c, H2RPC_DEADLINE_EXCEEDED, "deadline exceeded upstream");
-  else
-    set_local(c, H2RPC_CANCELLED, "call cancelled");
-  if (c->list == &c->ch->waiting || c->stream_id > 0)
-    abort_call(c, NGHTTP2_CANCEL);
-  /* Otherwise the start task has not run yet; it sees local_code. */
-}
-
-/* Ends a call from this side now, resetting its stream if it has one. */
-static void abort_call(ccall *c, uint32_t rst_code) {
-  if (c->cc != NULL && c->stream_id > 0 && c->cc->conn.session != NULL &&
-      c->cc->conn.state == H2RPC__CONN_OPEN) {
-    nghttp2_submit_rst_stream(c->cc->conn.session, NGHTTP2_FLAG_NONE,
-                              c->stream_id, rst_code);
-    h2rpc__conn_kick(&c->cc->conn);
-  }
-  complete(c, NGHTTP2_NO_ERROR);
-}
-
-static void on_deadline(struct ev_loop *ev, ev_timer *w, int revents) {
-  ccall *c = w->data;
-  (void)ev;
-  (void)revents;
-  c->timer_armed = 0;
-  set_local(c, H2RPC_DEADLINE_EXCEEDED, "deadline exceeded");
-  abort_call(c, NGHTTP2_CANCEL);
-}
-
-/* ---------------------------------------------------------- sending calls */
-
-static ssize_t read_request(nghttp2_session *session, int32_t stream_id,
-                            uint8_t *buf, size_t length, uint32_t *data_flags,
-                            nghttp2_data_source *source, void *user_data) {
-  ccall *c = source->ptr;
-  (void)session;
-  (void)stream_id;
-  (void)user_data;
-  if (c->is_stream) {
-    int eof, deferred;
-    size_t n = h2rpc__pipe_take_out(&c->pipe, buf, length, &eof, &deferred);
-    if (deferred)
-      return NGHTTP2_ERR_DEFERRED; /* resumed by stream_wake */
-    if (eof)
-      *data_flags |= NGHTTP2_DATA_FLAG_EOF;
-    return (ssize_t)n;
-  }
-  size_t left = c->req_len - c->req_off;
-  size_t n = left < length ? left : length;
-  memcpy(buf, c->req + c->req_off, n);
-  c->req_off += n;
-  if (c->req_off == c->req_len)
-    *data_flags |= NGHTTP2_DATA_FLAG_EOF;
-  return (ssize_t)n;
-}
-
-static void submit(ccall *c, cconn *cc) {
-  h2rpc_channel *ch = c->ch;
-  h2rpc__headers h;
-  h2rpc__headers_init(&h);
-  h2rpc__headers_add(&h, ":method", "POST", 4);
-  h2rpc__headers_add(&h, ":scheme", "http", 4);
-  h2rpc__headers_add(&h, ":path", c->method->path, strlen(c->method->path));
-  h2rpc__headers_add(&h, ":authority", ch->authority, strlen(ch->authority));
-  h2rpc__headers_add(&h, "content-type", "application/grpc", 16);
-  h2rpc__headers_add(&h, "te", "trailers", 8);
-  h2rpc__headers_add(&h, "user-agent", ch->user_agent, strlen(ch->user_agent));
-  char timeout[H2RPC__TIMEOUT_BUFLEN];
-  if (c->deadline_ns != H2RPC_NO_DEADLINE) {
-    size_t n = h2rpc__timeout_encode(c->deadline_ns - h2rpc_now_ns(), timeout);
-    h2rpc__headers_add(&h, "grpc-timeout", timeout, n);
-  }
-  h2rpc__headers_add_metadata(&h, c->info->send_metadata);
-  nghttp2_data_provider provider;
-  provider.source.ptr = c;
-  provider.read_callback = read_request;
-  int32_t id = h.failed ? NGHTTP2_ERR_NOMEM
-                        : nghttp2_submit_request(cc->conn.session, NULL, h.nv,
-                                                 h.count, &provider, c);
-  h2rpc__headers_free(&h);
-  if (id < 0) {
-    set_local(c, H2RPC_UNAVAILABLE, "cannot start the HTTP/2 stream: %s",
-              nghttp2_strerror(id));
-    complete(c, NGHTTP2_NO_ERROR);
-    return;
-  }
-  c->cc = cc;
-  c->stream_id = id;
-  list_push(&cc->calls, c);
-  h2rpc__conn_kick(&cc->conn);
-}
-
-/* Starts a call on the loop thread. */
-static void start_on_loop(ccall *c) {
-  h2rpc_channel *ch = c->ch;
-  if (ch->closing)
-    set_local(c, H2RPC_CANCELLED, "channel is closing");
-  if (c->local_code != H2RPC_OK) { /* closing, or cancelled before start */
-    complete(c, NGHTTP2_NO_ERROR);
-    return;
-  }
-  if (c->deadline_ns != H2RPC_NO_DEADLINE) {
-    double after = (double)(c->deadline_ns - h2rpc_now_ns()) / 1e9;
-    ev_timer_init(&c->timer, on_deadline, after > 0 ? after : 0., 0.);
-    c->timer.data = c;
-    ev_timer_start(ch->ev, &c->timer);
-    c->timer_armed = 1;
-  }
-  if (ch->current != NULL && ch->current->ready) {
-    submit(c, ch->current);
-    return;
-  }
-  list_push(&ch->waiting, c);
-  if (ch->current == NULL)
-    connect_now(ch);
-}
-
-static void start_task(h2rpc__task *task) {
-  start_on_loop((ccall *)((char *)task - offsetof(ccall, task)));
-}
-
-/* ------------------------------------------------------ nghttp2 callbacks */
-
-static h2rpc_code on_response_message(void *user_data, int compressed,
-                                      const uint8_t *data, size_t len) {
-  ccall *c = user_data;
-  if (compressed) {
-    set_local(c, H2RPC_INTERNAL,
-              "server sent a compressed message but no grpc-encoding was "
-              "negotiated");
-    return H2RPC_INTERNAL;
-  }
-  if (c->cbs != NULL) {
-    /* A callback stream: decode here and hand it over on the loop. */
-    const char *why = NULL;
-    memset(c->rx_msg, 0, c->method->response_size);
-    if (h2rpc__pb_decode(c->method->response, c->rx_msg, data, len, &why) !=
-        0) {
-      set_local(c, H2RPC_INTERNAL, "cannot parse a message of %s: %s",
-                c->method->path, why ? why : "invalid protobuf");
-      return H2RPC_INTERNAL;
-    }
-    c->got_message = 1;
-    c->cbs->on_message((h2rpc_stream *)c, c->rx_msg, c->cb_user_data);
-    h2rpc_message_release(c->method->response, c->rx_msg);
-    return H2RPC_OK;
-  }
-  if (c->is_stream) {
-    /* Decoded by the user thread in h2rpc_stream_recv. */
-    c->got_message = 1;
-    if (h2rpc__pipe_put_in(&c->pipe, data, len) != H2RPC_OK) {
-      set_local(c, H2RPC_RESOURCE_EXHAUSTED, "out of memory");
-      return H2RPC_RESOURCE_EXHAUSTED;
-    }
-    return H2RPC_OK;
-  }
-  if (c->got_message) {
-    set_local(c, H2RPC_INTERNAL,
-              "server sent more than one message for unary %s",
-              c->method->path);
-    return H2RPC_INTERNAL;
-  }
-  const char *why = NULL;
-  if (h2rpc__pb_decode(c->method->response, c->resp, data, len, &why) != 0) {
-    set_local(c, H2RPC_INTERNAL, "cannot parse the response of %s: %s",
-              c->method->path, why ? why : "invalid protobuf");
-    return H2RPC_INTERNAL;
-  }
-  c->got_message = 1;
-  return H2RPC_OK;
-}
-
-static int header_is(const uint8_t *name, size_t len, const char *lit) {
-  size_t n = strlen(lit);
-  return len == n && memcmp(name, lit, n) == 0;
-}
-
-static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
-                     const uint8_t *name, size_t namelen, const uint8_t *value,
-                     size_t valuelen, uint8_t flags, void *user_data) {
-  (void)flags;
-  (void)user_data;
-  if (frame->hd.type != NGHTTP2_HEADERS)
-    return 0;
-  ccall *c = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-  if (c == NULL || c->local_code != H2RPC_OK)
-    return 0;
-  /* A server (or an HPACK table it fills) cannot make us keep more than
-   * MAX_HEADER_LIST bytes of headers and trailers per call. */
-  c->header_bytes += namelen + valuelen + 32;
-  if (c->header_bytes > MAX_HEADER_LIST) {
-    set_local(c, H2RPC_RESOURCE_EXHAUSTED,
-              "response headers larger than %d bytes", MAX_HEADER_LIST);
-    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
-                              NGHTTP2_CANCEL);
-    return 0;
-  }
-  if (header_is(name, namelen, ":status")) {
-    c->http_status = 0;
-    for (size_t i = 0; i < valuelen && i < 3; i++)
-      c->http_status = c->http_status * 10 + (value[i] - '0');
-  } else if (header_is(name, namelen, "grpc-status")) {
-    int code;
-    c->grpc_status =
-        h2rpc__status_parse((const char *)value, valuelen, &code) == 0
-            ? code
-            : H2RPC_UNKNOWN;
-  } else if (header_is(name, namelen, "grpc-message")) {
-    free(c->grpc_message);
-    c->grpc_message = malloc(valuelen + 1);
-    if (c->grpc_message != NULL) {
-      size_t n = h2rpc__percent_decode((const char *)value, valuelen,
-                                       (uint8_t *)c->grpc_message);
-      c->grpc_message[n] = '\0';
-    }
-  } else if (header_is(name, namelen, "content-type")) {
-    if (!(valuelen >= 16 && memcmp(value, "application/grpc", 16) == 0))
-      set_local(c, H2RPC_INTERNAL,
-                "server answered with content-type '%.*s', not gRPC",
-                (int)(valuelen > 64 ? 64 : valuelen), (const char *)value);
-  } else if (!h2rpc__header_is_reserved(name, namelen)) {
-    /* Trailers, and the single block of a trailers-only response, are
-     * trailing metadata; the first block of a full response is headers. */
-    int trailing = frame->headers.cat != NGHTTP2_HCAT_RESPONSE ||
-                   (frame->hd.flags & NGHTTP2_FLAG_END_STREAM);
-    h2rpc_metadata *md = trailing ? &c->info->trailers : &c->info->headers;
-    const char *why = NULL;
-    if (h2rpc__metadata_from_wire(md, name, namelen, value, valuelen, &why) !=
-        H2RPC_OK)
-      H2RPC_LOG(H2RPC__LOG_INFO, "dropped response metadata: %s", why);
-  }
-  return 0;
-}
-
-static int on_data_chunk(nghttp2_session *session, uint8_t flags,
-                         int32_t stream_id, const uint8_t *data, size_t len,
-                         void *user_data) {
-  (void)flags;
-  (void)user_data;
-  ccall *c = nghttp2_session_get_stream_user_data(session, stream_id);
-  /* Window goes back to the server as data is taken, except while the user
-   * of a stream lags behind (see transport/pipe.h). */
-  size_t give = len;
-  if (c != NULL && c->is_stream && c->cbs == NULL && c->local_code == H2RPC_OK)
-    give = h2rpc__pipe_received(&c->pipe, len);
-  /* The connection window always goes back at once: one slow stream must
-   * not stall the others. The stream's own window waits for its reader. */
-  nghttp2_session_consume_connection(session, len);
-  if (give > 0)
-    nghttp2_session_consume_stream(session, stream_id, give);
-  if (c == NULL || c->local_code != H2RPC_OK)
-    return 0;
-  const char *why = NULL;
-  h2rpc_code rc = h2rpc__deframer_feed(&c->deframer, data, len,
-                                       on_response_message, c, &why);
-  if (rc == H2RPC_OK)
-    return 0;
-  if (rc == H2RPC_RESOURCE_EXHAUSTED)
-    set_local(c, rc, "received message larger than max (%" PRIu32 " vs. %zu)",
-              c->deframer.body_len, c->deframer.max_message);
-  else
-    set_local(c, rc, "%s", why ? why : "invalid response framing");
-  /* The stream is useless now; the close callback completes the call. */
-  nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, stream_id,
-                            NGHTTP2_CANCEL);
-  return 0;
-}
-
-static int on_stream_close(nghttp2_session *session, int32_t stream_id,
-                           uint32_t error_code, void *user_data) {
-  (void)user_data;
-  ccall *c = nghttp2_session_get_stream_user_data(session, stream_id);
-  if (c == NULL)
-    return 0;
-  if (c->local_code == H2RPC_OK && error_code == NGHTTP2_NO_ERROR &&
-      h2rpc__deframer_partial(&c->deframer))
-    set_local(c, H2RPC_INTERNAL, "response ended in the middle of a message");
-  /* REFUSED_STREAM means the server did not process the stream at all. */
-  if (error_code == NGHTTP2_REFUSED_STREAM && c->local_code == H2RPC_OK)
-    set_local(c, H2RPC_UNAVAILABLE,
-              "the server refused the stream before processing it");
-  complete(c, error_code);
-  return 0;
-}
-
-static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
-                         void *user_data) {
-  cconn *cc = user_data;
-  (void)session;
-  if (frame->hd.type == NGHTTP2_GOAWAY) {
-    /* Streams the server will not process fail with REFUSED_STREAM through
-     * on_stream_close; new calls go to a new connection. */
-    cc->draining = 1;
-    if (cc->ch->current == cc)
-      cc->ch->current = NULL;
-  }
-  return 0;
-}
-
-/* ------------------------------------------------------------ connections */
-
-static cconn *cconn_of(h2rpc__conn *c) {
-  return (cconn *)((char *)c - offsetof(cconn, conn));
-}
-
-static void cconn_on_connected(h2rpc__conn *conn) {
-  cconn *cc = cconn_of(conn);
-  h2rpc_channel *ch = cc->ch;
-  /* Window updates are ours to send (nghttp2_session_consume): streams
-   * give window back only as their user reads. */
-  nghttp2_option *opt = NULL;
-  int rv = nghttp2_option_new(&opt);
-  if (rv == 0) {
-    nghttp2_option_set_no_auto_window_update(opt, 1);
-    rv = nghttp2_session_client_new2(&conn->session, ch->callbacks, cc, opt);
-    nghttp2_option_del(opt);
-  }
-  if (rv != 0) {
-    h2rpc__conn_close(conn, "out of memory creating the HTTP/2 session");
-    return;
-  }
-  nghttp2_settings_entry settings[] = {
-      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
-      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW},
-      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, MAX_HEADER_LIST},
-  };
-  nghttp2_submit_settings(conn->session, NGHTTP2_FLAG_NONE, settings,
-                          sizeof(settings) / sizeof(settings[0]));
-  nghttp2_session_set_local_window_size(conn->session, NGHTTP2_FLAG_NONE, 0,
-                                        CONN_WINDOW);
-  cc->ready = 1;
-  /* Start every waiting call on the new connection. */
-  while (ch->waiting.head != NULL && ch->current == cc) {
-    ccall *c = ch->waiting.head;
-    list_remove(c);
-    submit(c, cc);
-  }
-}
-
-/* Fails the calls waiting for a connection now, and only those: a callback
- * may start new calls, which wait for the next connection. */
-static void fail_waiting(h2rpc_channel *ch, const char *why) {
-  call_list failed = {NULL};
-  while (ch->waiting.head != NULL) {
-    ccall *c = ch->waiting.head;
-    list_remove(c);
-    list_push(&failed, c);
-  }
-  while (failed.head != NULL) {
-    ccall *c = failed.head;
-    set_local(c, H2RPC_UNAVAILABLE, "%s", why);
-    complete(c, NGHTTP2_NO_ERROR);
-  }
-}
-
-static void cconn_on_close(h2rpc__conn *conn, const char *why) {
-  cconn *cc = cconn_of(conn);
-  h2rpc_channel *ch = cc->ch;
-  const char *detail = conn->close_reason ? conn->close_reason : why;
-  if (ch->current == cc)
-    ch->current = NULL;
-  /* A failed connect fails the calls that were waiting for it. */
-  if (!cc->ready) {
-    char msg[400];
-    snprintf(msg, sizeof(msg), "failed to connect to %s: %s", ch->authority,
-             detail);
-    fail_waiting(ch, msg);
-  }
-  while (cc->calls.head != NULL) {
-    ccall *c = cc->calls.head;
-    set_local(c, H2RPC_UNAVAILABLE, "connection to %s lost: %s", ch->authority,
-              why);
-    complete(c, NGHTTP2_NO_ERROR);
-  }
-  if (cc->prev != NULL)
-    cc->prev->next = cc->next;
-  else
-    ch->conns = cc->next;
-  if (cc->next != NULL)
-    cc->next->prev = cc->prev;
-}
-
-static void cconn_on_free(h2rpc__conn *conn) {
-  free(cconn_of(conn));
-}
-
-static const h2rpc__conn_ops cconn_ops = {cconn_on_connected, cconn_on_close,
-                                          cconn_on_free};
-
-static void connect_now(h2rpc_channel *ch) {
-  char err[300];
-  int fd = h2rpc__connect(ch->host, ch->port, err, sizeof(err));
-  if (fd < 0) {
-    fail_waiting(ch, err);
-    return;
-  }
-  cconn *cc = calloc(1, sizeof(*cc));
-  if (cc == NULL) {
-    close(fd);
-    fail_waiting(ch, "out of memory");
-    return;
-  }
-  cc->ch = ch;
-  h2rpc__conn_start(&cc->conn, &ch->loop, fd, 1, &cconn_ops, cc);
-  cc->next = ch->conns;
-  if (ch->conns != NULL)
-    ch->conns->prev = cc;
-  ch->conns = cc;
-  ch->current = cc;
-}
-
-/* --------------------------------------------------------------- channels */
+/* ------------------------------------------------------------ options */
 
 void h2rpc_channel_options_init(h2rpc_channel_options *opts) {
   memset(opts, 0, sizeof(*opts));
   opts->max_recv_message = H2RPC_DEFAULT_MAX_RECV_MESSAGE;
   opts->max_send_message = SIZE_MAX;
+  h2rpc_retry_policy_init(&opts->retry);
+  h2rpc_retry_throttle_policy_init(&opts->retry_throttle);
+  h2rpc_breaker_policy_init(&opts->breaker);
 }
+
+const char *h2rpc_connectivity_name(h2rpc_connectivity s) {
+  switch (s) {
+  case H2RPC_IDLE:
+    return "IDLE";
+  case H2RPC_CONNECTING:
+    return "CONNECTING";
+  case H2RPC_READY:
+    return "READY";
+  case H2RPC_TRANSIENT_FAILURE:
+    return "TRANSIENT_FAILURE";
+  }
+  return "?";
+}
+
+/* ------------------------------------------------------------- targets */
+
+/*
+ * Splits a target into the resolver that serves it, the resolver's
+ * authority and path, and the :authority calls carry. 0, or -1 with *why.
+ */
+static int parse_target(h2rpc_channel *ch, const char *target,
+                        const char **why) {
+  static const struct {
+    const char *prefix;
+    const h2rpc__resolver_ops *ops;
+    int has_authority; /* scheme://authority/path */
+  } schemes[] = {
+      {"static:///", &h2rpc__static_resolver, 0},
+      {"dns:///", &h2rpc__dns_resolver, 0},
+#ifndef H2RPC__NO_REGISTRY
+      {"registry://", &h2rpc__registry_resolver, 1},
+#endif
+#ifndef H2RPC__NO_ETCD
+      {"etcd://", &h2rpc__etcd_resolver, 1},
+#endif
+  };
+  const char *path = target;
+  ch->resolver_ops = &h2rpc__static_resolver;
+#if defined(H2RPC__NO_REGISTRY) || defined(H2RPC__NO_ETCD)
+  if (strncmp(target, "registry://", 11) == 0 ||
+      strncmp(target, "etcd://", 7) == 0) {
+    *why = "registry:// and etcd:// targets are not available in this build";
+    return -1;
+  }
+#endif
+  for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+    size_t n = strlen(schemes[i].prefix);
+    if (strncmp(target, schemes[i].prefix, n) != 0)
+      continue;
+    ch->resolver_ops = schemes[i].ops;
+    path = target + n;
+    if (schemes[i].has_authority) {
+      const char *slash = strchr(path, '/');
+      if (slash == NULL || slash == path || slash[1] == '\0') {
+        *why = "expected scheme://host:port/<service>";
+        return -1;
+      }
+      size_t alen = (size_t)(slash - path);
+      if (alen >= sizeof(ch->resolver_authority)) {
+        *why = "registry address too long";
+        return -1;
+      }
+      memcpy(ch->resolver_authority, path, alen);
+      ch->resolver_authority[alen] = '\0';
+      path = slash + 1;
+    }
+    break;
+  }
+  if (strncmp(target, "ipv4:", 5) == 0 || strncmp(target, "ipv6:", 5) == 0)
+    path = target + 5;
+  if (*path == '\0') {
+    *why = "empty target";
+    return -1;
+  }
+  /* Plain host:port must be well formed now, not at the first call. */
+  if (ch->resolver_ops == &h2rpc__static_resolver ||
+      ch->resolver_ops == &h2rpc__dns_resolver) {
+    char host[256], port[8];
+    const char *first_end = strchr(path, ',');
+    char first[300];
+    size_t flen = first_end ? (size_t)(first_end - path) : strlen(path);
+    if (flen >= sizeof(first)) {
+      *why = "address too long";
+      return -1;
+    }
+    memcpy(first, path, flen);
+    first[flen] = '\0';
+    if (h2rpc__addr_split(first, host, sizeof(host), port, sizeof(port), 0,
+                          why) != 0)
+      return -1;
+    snprintf(ch->authority, sizeof(ch->authority), "%s", first);
+  } else {
+    snprintf(ch->authority, sizeof(ch->authority), "%s", path);
+  }
+  ch->resolver_path = strdup(path);
+  if (ch->resolver_path == NULL) {
+    *why = "out of memory";
+    return -1;
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------- endpoint lists */
+
+/* Rebuilds lb_eps from scs and tells the balancer. */
+static void rebuild_balancer(h2rpc_channel *ch) {
+  for (size_t i = 0; i < ch->nsc; i++) {
+    subchannel *sc = ch->scs[i];
+    sc->index = (int)i;
+    ch->lb_eps[i].key = sc->addr;
+    ch->lb_eps[i].weight = sc->weight;
+    ch->lb_eps[i].pickable =
+        sc->state == H2RPC_READY &&
+        h2rpc__breaker_would_admit(&sc->breaker, h2rpc_now_ns());
+  }
+  if (h2rpc__lb_update(ch->lb, ch->lb_eps, ch->nsc) != 0)
+    H2RPC_LOG(H2RPC__LOG_ERROR, "channel %s: balancer update failed",
+              ch->authority);
+}
+
+static void on_resolved(const h2rpc__endpoint_list *list,
+                        const h2rpc_status *error, void *user_data) {
+  h2rpc_channel *ch = user_data;
+  if (ch->closing)
+    return;
+  if (list == NULL) {
+    snprintf(ch->resolver_error, sizeof(ch->resolver_error), "%s",
+             error && error->message ? error->message : "resolver failed");
+    H2RPC_LOG(H2RPC__LOG_WARN, "channel %s: %s%s", ch->authority,
+              ch->resolver_error,
+              ch->have_list ? " (keeping the last endpoint list)" : "");
+    h2rpc__channel_kick_waiting(ch);
+    return;
+  }
+  ch->resolver_error[0] = '\0';
+  subchannel **scs = calloc(list->count ? list->count : 1, sizeof(*scs));
+  h2rpc__lb_endpoint *eps = calloc(list->count ? list->count : 1, sizeof(*eps));
+  if (scs == NULL || eps == NULL) {
+    free(scs);
+    free(eps);
+    H2RPC_LOG(H2RPC__LOG_ERROR, "channel %s: out of memory for endpoints",
+              ch->authority);
+    return;
+  }
+  /* Keep the subchannels of endpoints that stay; carry their load. */
+  size_t n = 0;
+  for (size_t i = 0; i < list->count; i++) {
+    const h2rpc__endpoint *ep = &list->items[i];
+    subchannel *sc = NULL;
+    for (size_t j = 0; j < ch->nsc; j++) {
+      if (ch->scs[j] != NULL && strcmp(ch->scs[j]->addr, ep->addr) == 0) {
+        sc = ch->scs[j];
+        eps[n] = ch->lb_eps[j];
+        ch->scs[j] = NULL;
+        break;
+      }
+    }
+    for (size_t k = 0; k < n && sc == NULL; k++)
+      if (strcmp(scs[k]->addr, ep->addr) == 0)
+        goto duplicate;
+    if (sc == NULL) {
+      sc = h2rpc__subchannel_new(ch, ep);
+      if (sc == NULL)
+        continue;
+    }
+    sc->weight = ep->weight ? ep->weight : 1;
+    scs[n++] = sc;
+  duplicate:;
+  }
+  for (size_t j = 0; j < ch->nsc; j++)
+    if (ch->scs[j] != NULL)
+      h2rpc__subchannel_remove(ch->scs[j]);
+  free(ch->scs);
+  free(ch->lb_eps);
+  ch->scs = scs;
+  ch->lb_eps = eps;
+  ch->nsc = n;
+  ch->have_list = 1;
+  rebuild_balancer(ch);
+  H2RPC_LOG(H2RPC__LOG_INFO, "channel %s: %zu endpoint(s)", ch->authority, n);
+  for (size_t i = 0; i < n; i++)
+    h2rpc__subchannel_connect(scs[i]);
+  h2rpc__channel_kick_waiting(ch);
+}
+
+static void resolver_start_task(h2rpc__task *task) {
+  h2rpc_channel *ch =
+      (h2rpc_channel *)((char *)task - offsetof(h2rpc_channel, resolver_task));
+  if (ch->closing)
+    return;
+  h2rpc_status err;
+  h2rpc_status_init(&err);
+  if (ch->resolver_ops->start(&ch->resolver, &ch->loop, ch->resolver_authority,
+                              ch->resolver_path, on_resolved, ch,
+                              &err) != H2RPC_OK) {
+    snprintf(ch->resolver_error, sizeof(ch->resolver_error), "%s",
+             err.message ? err.message : "cannot start the resolver");
+    ch->resolver = NULL;
+    ch->have_list = 0;
+    h2rpc__channel_kick_waiting(ch);
+  }
+  h2rpc_status_reset(&err);
+}
+
+/* ------------------------------------------------------------- picking */
+
+void h2rpc__channel_endpoint_changed(h2rpc_channel *ch, subchannel *sc) {
+  if (sc->index < 0 || (size_t)sc->index >= ch->nsc)
+    return;
+  ch->lb_eps[sc->index].pickable =
+      sc->state == H2RPC_READY &&
+      h2rpc__breaker_would_admit(&sc->breaker, h2rpc_now_ns());
+}
+
+int h2rpc__channel_pick(h2rpc_channel *ch, ccall *c, subchannel **out,
+                        h2rpc_code *code, char *msg, size_t msg_size) {
+  int64_t now = h2rpc_now_ns();
+  /* While some breaker is not closed, its admission depends on the time
+   * (an open interval ends, probes are used up): refresh the flags. The
+   * common case, every breaker closed, costs nothing per pick. */
+  if (ch->breakers_not_closed > 0)
+    for (size_t i = 0; i < ch->nsc; i++)
+      ch->lb_eps[i].pickable =
+          ch->scs[i]->state == H2RPC_READY &&
+          h2rpc__breaker_would_admit(&ch->scs[i]->breaker, now);
+  h2rpc__lb_pick_args args = {c->has_hash, c->hash, c->last_index};
+  int i = ch->nsc > 0 ? h2rpc__lb_pick(ch->lb, &args) : -1;
+  if (i >= 0) {
+    subchannel *sc = ch->scs[i];
+    if (h2rpc__breaker_admit(&sc->breaker, now)) {
+      *out = sc;
+      return PICK_OK;
+    }
+    /* would_admit said yes; admit can only refuse a race of probes. */
+    ch->lb_eps[i].pickable = 0;
+  }
+  /* Nothing pickable: wait while something may still become ready. */
+  int connecting = 0, ready_but_open = 0;
+  for (size_t k = 0; k < ch->nsc; k++) {
+    subchannel *sc = ch->scs[k];
+    if (sc->state == H2RPC_CONNECTING || sc->state == H2RPC_IDLE)
+      connecting = 1;
+    else if (sc->state == H2RPC_READY)
+      ready_but_open = 1;
+  }
+  if (ready_but_open) {
+    *code = H2RPC_UNAVAILABLE;
+    snprintf(msg, msg_size, "circuit open for every endpoint of %s",
+             ch->authority);
+    atomic_fetch_add_explicit(&ch->counters.breaker_rejections, 1,
+                              memory_order_relaxed);
+    return PICK_FAIL;
+  }
+  if (connecting || (!ch->have_list && ch->resolver_error[0] == '\0'))
+    return PICK_QUEUE;
+  *code = H2RPC_UNAVAILABLE;
+  if (!ch->have_list)
+    snprintf(msg, msg_size, "no endpoints for %s: %s", ch->authority,
+             ch->resolver_error);
+  else if (ch->nsc == 0)
+    snprintf(msg, msg_size, "no endpoints for %s: the resolver returned none",
+             ch->authority);
+  else if (ch->nsc == 1)
+    snprintf(msg, msg_size, "%s", ch->scs[0]->last_error);
+  else
+    snprintf(msg, msg_size, "no endpoint of %s is reachable (last: %s)",
+             ch->authority, ch->scs[ch->nsc - 1]->last_error);
+  return PICK_FAIL;
+}
+
+void h2rpc__channel_kick_waiting(h2rpc_channel *ch) {
+  /* Take the whole list first: an attempt that cannot go yet rejoins it. */
+  call_list todo = ch->waiting;
+  ch->waiting.head = NULL;
+  for (ccall *c = todo.head; c != NULL; c = c->next)
+    c->list = &todo;
+  while (todo.head != NULL) {
+    ccall *c = todo.head;
+    h2rpc__call_list_remove(c);
+    h2rpc__call_start_attempt(c);
+  }
+}
+
+/* -------------------------------------------------------------- channels */
 
 static void *channel_thread(void *arg) {
   h2rpc_channel *ch = arg;
@@ -706,23 +324,23 @@ static void *channel_thread(void *arg) {
   return NULL;
 }
 
-/* Runs on the loop: fails every call, closes the connections. */
+/* Runs on the loop: stops the resolver, fails every call, closes the
+ * connections. */
 static void shutdown_on_loop(h2rpc_channel *ch) {
   ch->closing = 1;
-  while (ch->waiting.head != NULL) {
-    ccall *c = ch->waiting.head;
-    set_local(c, H2RPC_CANCELLED, "channel closed");
-    complete(c, NGHTTP2_NO_ERROR);
+  if (ch->resolver != NULL) {
+    ch->resolver_ops->free(ch->resolver);
+    ch->resolver = NULL;
   }
-  while (ch->conns != NULL) {
-    cconn *cc = ch->conns;
-    while (cc->calls.head != NULL) {
-      ccall *c = cc->calls.head;
-      set_local(c, H2RPC_CANCELLED, "channel closed");
-      abort_call(c, NGHTTP2_CANCEL);
-    }
-    h2rpc__conn_flush(&cc->conn);
-    h2rpc__conn_close(&cc->conn, "channel closed"); /* unlinks cc */
+  while (ch->waiting.head != NULL)
+    h2rpc__call_fail(ch->waiting.head, H2RPC_CANCELLED, "channel closed");
+  for (size_t i = 0; i < ch->nsc; i++)
+    h2rpc__subchannel_destroy(ch->scs[i]);
+  ch->nsc = 0;
+  while (ch->retired != NULL) {
+    subchannel *sc = ch->retired;
+    ch->retired = sc->next_retired;
+    h2rpc__subchannel_destroy(sc);
   }
   h2rpc__conn_reap(&ch->loop);
 }
@@ -734,54 +352,149 @@ static void stop_task(h2rpc__task *task) {
   ev_break(ch->ev, EVBREAK_ALL);
 }
 
+/* Frees what channel_new set up before the loop ran. */
+static void channel_release(h2rpc_channel *ch) {
+  h2rpc__lb_free(ch->lb);
+  h2rpc_service_config_free(ch->config);
+  if (ch->callbacks != NULL)
+    nghttp2_session_callbacks_del(ch->callbacks);
+  free(ch->scs);
+  free(ch->lb_eps);
+  free(ch->resolver_path);
+  free(ch);
+}
+
+/* Policies from the options and the service config; 0 or -1 (logged). */
+static int setup_policies(h2rpc_channel *ch, const h2rpc_channel_options *opts,
+                          const char *target) {
+  h2rpc__lb_config lbc;
+  h2rpc__lb_config_init(&lbc);
+  if (opts->lb_policy != NULL)
+    lbc.policy = opts->lb_policy;
+  if (opts->ring_min_size > 0)
+    lbc.min_ring_size = opts->ring_min_size;
+  if (opts->ring_max_size > 0)
+    lbc.max_ring_size = opts->ring_max_size;
+  lbc.bounded_load = opts->ring_bounded_load;
+  lbc.p2c_by_latency = opts->p2c_by_latency;
+  snprintf(ch->hash_header, sizeof(ch->hash_header), "%s",
+           opts->hash_header ? opts->hash_header : "");
+  ch->retry = opts->retry;
+  h2rpc_retry_throttle_policy throttle = opts->retry_throttle;
+  h2rpc_lb_config cfg_lb;
+  if (opts->service_config_json != NULL) {
+    h2rpc_status err;
+    h2rpc_status_init(&err);
+    if (h2rpc_service_config_parse(&ch->config, opts->service_config_json,
+                                   strlen(opts->service_config_json),
+                                   &err) != H2RPC_OK) {
+      H2RPC_LOG(H2RPC__LOG_ERROR, "channel '%s': invalid service config: %s",
+                target, err.message ? err.message : "?");
+      h2rpc_status_reset(&err);
+      return -1;
+    }
+    h2rpc_status_reset(&err);
+    if (h2rpc_service_config_lb(ch->config, &cfg_lb) && cfg_lb.policy[0]) {
+      lbc.policy = cfg_lb.policy;
+      if (cfg_lb.min_ring_size > 0)
+        lbc.min_ring_size = cfg_lb.min_ring_size;
+      if (cfg_lb.max_ring_size > 0)
+        lbc.max_ring_size = cfg_lb.max_ring_size;
+      if (cfg_lb.bounded_load > 0)
+        lbc.bounded_load = cfg_lb.bounded_load;
+      if (cfg_lb.hash_header[0])
+        snprintf(ch->hash_header, sizeof(ch->hash_header), "%s",
+                 cfg_lb.hash_header);
+      lbc.p2c_by_latency = cfg_lb.p2c_by_latency;
+    }
+    h2rpc_service_config_throttle(ch->config, &throttle);
+  }
+  const char *why = NULL;
+  if (h2rpc__retry_policy_check(&ch->retry, &why) != 0 ||
+      h2rpc__breaker_policy_check(&opts->breaker, &why) != 0) {
+    H2RPC_LOG(H2RPC__LOG_ERROR, "channel '%s': %s", target, why);
+    return -1;
+  }
+  ch->breaker = opts->breaker;
+  if (throttle.max_tokens > 0) {
+    if (h2rpc__retry_throttle_init(&ch->throttle, &throttle, &why) != 0) {
+      H2RPC_LOG(H2RPC__LOG_ERROR, "channel '%s': invalid retry throttle",
+                target);
+      return -1;
+    }
+    ch->throttle_on = 1;
+  }
+  h2rpc__conn_backoff_config_init(&ch->backoff_cfg);
+  if (opts->reconnect_initial_ms > 0)
+    ch->backoff_cfg.initial_ms = opts->reconnect_initial_ms;
+  if (opts->reconnect_multiplier >= 1.0)
+    ch->backoff_cfg.multiplier = opts->reconnect_multiplier;
+  if (opts->reconnect_max_ms > 0)
+    ch->backoff_cfg.max_ms = opts->reconnect_max_ms;
+  if (ch->backoff_cfg.max_ms < ch->backoff_cfg.initial_ms)
+    ch->backoff_cfg.max_ms = ch->backoff_cfg.initial_ms;
+  if (opts->connect_timeout_ms > 0)
+    ch->backoff_cfg.min_connect_timeout_ms = opts->connect_timeout_ms;
+  h2rpc__conn_backoff probe;
+  if (h2rpc__conn_backoff_init(&probe, &ch->backoff_cfg, &why) != 0) {
+    H2RPC_LOG(H2RPC__LOG_ERROR, "channel '%s': reconnect backoff: %s", target,
+              why);
+    return -1;
+  }
+  if (h2rpc__lb_new(&ch->lb, &lbc, h2rpc__rand_u64(&ch->rand)) != 0) {
+    H2RPC_LOG(H2RPC__LOG_ERROR, "channel '%s': unknown balancing policy '%s'",
+              target, lbc.policy);
+    return -1;
+  }
+  return 0;
+}
+
 h2rpc_code h2rpc_channel_new(h2rpc_channel **out, const char *target,
                              const h2rpc_channel_options *opts) {
   h2rpc_channel_options defaults;
   h2rpc_channel_options_init(&defaults);
   if (opts == NULL)
     opts = &defaults;
-  if (target == NULL || opts->max_recv_message == 0)
+  if (out == NULL || target == NULL || opts->max_recv_message == 0)
     return H2RPC_INVALID_ARGUMENT;
   h2rpc_channel *ch = calloc(1, sizeof(*ch));
   if (ch == NULL)
     return H2RPC_RESOURCE_EXHAUSTED;
   ch->opts = *opts;
-  ch->opts.user_agent = NULL; /* copied below; never referenced */
+  ch->opts.user_agent = NULL; /* copied below; strings are never kept */
+  ch->opts.lb_policy = NULL;
+  ch->opts.hash_header = NULL;
+  ch->opts.service_config_json = NULL;
+  h2rpc__rand_seed(&ch->rand, opts->seed ? opts->seed
+                                         : (uint64_t)h2rpc_now_ns() ^
+                                               (uint64_t)(uintptr_t)ch);
   const char *why = NULL;
-  if (h2rpc__addr_split(target, ch->host, sizeof(ch->host), ch->port,
-                        sizeof(ch->port), 0, &why) != 0) {
+  if (parse_target(ch, target, &why) != 0) {
     H2RPC_LOG(H2RPC__LOG_ERROR, "channel target '%s': %s", target, why);
-    free(ch);
+    channel_release(ch);
     return H2RPC_INVALID_ARGUMENT;
   }
-  if (strchr(ch->host, ':') != NULL)
-    snprintf(ch->authority, sizeof(ch->authority), "[%s]:%s", ch->host,
-             ch->port);
-  else
-    snprintf(ch->authority, sizeof(ch->authority), "%s:%s", ch->host, ch->port);
+  if (setup_policies(ch, opts, target) != 0) {
+    channel_release(ch);
+    return H2RPC_INVALID_ARGUMENT;
+  }
   snprintf(ch->user_agent, sizeof(ch->user_agent), "%s",
            opts->user_agent ? opts->user_agent
                             : "h2rpc-c/" H2RPC_VERSION_STRING);
-  if (nghttp2_session_callbacks_new(&ch->callbacks) != 0) {
-    free(ch);
+  if (h2rpc__client_callbacks_new(&ch->callbacks) != 0) {
+    channel_release(ch);
     return H2RPC_RESOURCE_EXHAUSTED;
   }
-  nghttp2_session_callbacks *cb = ch->callbacks;
-  nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
-  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
-  nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
-  nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
-
   ch->owns_loop = opts->loop == NULL;
   ch->ev = ch->owns_loop ? ev_loop_new(EVFLAG_AUTO) : opts->loop;
   if (ch->ev == NULL || h2rpc__loop_init(&ch->loop, ch->ev) != 0) {
     if (ch->owns_loop && ch->ev != NULL)
       ev_loop_destroy(ch->ev);
-    nghttp2_session_callbacks_del(ch->callbacks);
-    free(ch);
+    channel_release(ch);
     return H2RPC_RESOURCE_EXHAUSTED;
   }
   ch->stop_task.run = stop_task;
+  ch->resolver_task.run = resolver_start_task;
   if (ch->owns_loop) {
     /* The loop must keep running while idle: hold one reference. */
     ev_ref(ch->ev);
@@ -789,13 +502,14 @@ h2rpc_code h2rpc_channel_new(h2rpc_channel **out, const char *target,
       ev_unref(ch->ev);
       h2rpc__loop_destroy(&ch->loop);
       ev_loop_destroy(ch->ev);
-      nghttp2_session_callbacks_del(ch->callbacks);
-      free(ch);
+      channel_release(ch);
       return H2RPC_RESOURCE_EXHAUSTED;
     }
     ch->thread_started = 1;
     h2rpc__loop_set_thread(&ch->loop, ch->thread);
   }
+  /* The resolver starts on the loop, as every resolver call runs there. */
+  h2rpc__loop_post(&ch->loop, &ch->resolver_task);
   *out = ch;
   return H2RPC_OK;
 }
@@ -808,6 +522,7 @@ void h2rpc_channel_free(h2rpc_channel *ch) {
     pthread_join(ch->thread, NULL);
     ev_unref(ch->ev);
   } else {
+    ch->closing = 1; /* a queued resolver start does nothing now */
     h2rpc__loop_drain(&ch->loop);
     shutdown_on_loop(ch);
   }
@@ -819,384 +534,77 @@ void h2rpc_channel_free(h2rpc_channel *ch) {
   h2rpc__loop_destroy(&ch->loop);
   if (ch->owns_loop)
     ev_loop_destroy(ch->ev);
-  nghttp2_session_callbacks_del(ch->callbacks);
-  free(ch);
+  channel_release(ch);
 }
 
-/* ------------------------------------------------------------------ calls */
+/* ------------------------------------------------------- observability */
 
-void h2rpc_call_info_init(h2rpc_call_info *info) {
-  info->send_metadata = NULL;
-  h2rpc_status_init(&info->status);
-  h2rpc_metadata_init(&info->headers);
-  h2rpc_metadata_init(&info->trailers);
+void h2rpc_channel_get_stats(h2rpc_channel *ch, h2rpc_channel_stats *out) {
+  channel_counters *k = &ch->counters;
+  out->calls = atomic_load_explicit(&k->calls, memory_order_relaxed);
+  out->attempts = atomic_load_explicit(&k->attempts, memory_order_relaxed);
+  out->retries = atomic_load_explicit(&k->retries, memory_order_relaxed);
+  out->transparent_retries =
+      atomic_load_explicit(&k->transparent_retries, memory_order_relaxed);
+  out->breaker_rejections =
+      atomic_load_explicit(&k->breaker_rejections, memory_order_relaxed);
+  out->throttled = atomic_load_explicit(&k->throttled, memory_order_relaxed);
 }
 
-void h2rpc_call_info_reset(h2rpc_call_info *info) {
-  if (info == NULL)
-    return;
-  h2rpc_status_reset(&info->status);
-  h2rpc_metadata_reset(&info->headers);
-  h2rpc_metadata_reset(&info->trailers);
-}
-
-/*
- * The checks every call starts with. Resets info's outputs; refuses a
- * context that has already ended (no I/O) and a method of the wrong kind.
- */
-static h2rpc_code call_precheck(h2rpc_channel *ch, const h2rpc_method *method,
-                                h2rpc_ctx *ctx, h2rpc_call_info *info,
-                                int want_stream) {
-  if (info != NULL) {
-    h2rpc_status_reset(&info->status);
-    h2rpc_metadata_reset(&info->headers);
-    h2rpc_metadata_reset(&info->trailers);
-  }
-  if ((method->kind != H2RPC_UNARY) != want_stream) {
-    if (info != NULL)
-      h2rpc_status_set(&info->status, H2RPC_INVALID_ARGUMENT, "%s is %s method",
-                       method->path, want_stream ? "a unary" : "a streaming");
-    return H2RPC_INVALID_ARGUMENT;
-  }
-  h2rpc_code ended = h2rpc_ctx_err(ctx);
-  if (ended != H2RPC_OK && info != NULL)
-    h2rpc_status_set(&info->status, ended,
-                     "context ended before the call started");
-  (void)ch;
-  return ended;
-}
-
-/* A new call object, not yet started. NULL when memory runs out. */
-static ccall *call_new(h2rpc_channel *ch, const h2rpc_method *method,
-                       h2rpc_ctx *ctx, h2rpc_call_info *info) {
-  ccall *c = calloc(1, sizeof(*c));
-  if (c == NULL)
-    return NULL;
-  int64_t deadline = h2rpc_ctx_deadline(ctx);
-  if (deadline == H2RPC_NO_DEADLINE && ch->opts.default_timeout_ms > 0 &&
-      ch->opts.default_timeout_ms < INT64_MAX / 2000000)
-    deadline = h2rpc_now_ns() + ch->opts.default_timeout_ms * 1000000;
-  c->ch = ch;
-  c->method = method;
-  c->ctx = ctx;
-  h2rpc_call_info_init(&c->own_info);
-  c->info = info != NULL ? info : &c->own_info;
-  c->deadline_ns = deadline;
-  c->grpc_status = -1;
-  h2rpc__deframer_init(&c->deframer, ch->opts.max_recv_message);
-  c->task.run = start_task;
-  c->cancel_task.run = cancel_task;
-  return c;
-}
-
-/*
- * Hands a new call to its loop. Watches ctx first, so a cancel from now on
- * queues behind the start task. On error the call is freed and the code
- * returned (the context ended in between).
- */
-static h2rpc_code call_launch(ccall *c) {
-  if (h2rpc_ctx_watch_start(c->ctx, &c->watch, on_ctx_done, c) != H2RPC_OK) {
-    h2rpc_code ended = h2rpc_ctx_err(c->ctx);
-    if (c->info != &c->own_info)
-      h2rpc_status_set(&c->info->status, ended,
-                       "context ended before the call started");
-    free_call(c);
-    return ended;
-  }
-  if (h2rpc__loop_on_thread(&c->ch->loop)) {
-    c->starting = 1;
-    start_on_loop(c);
-    c->starting = 0;
-  } else {
-    h2rpc__loop_post(&c->ch->loop, &c->task);
-  }
-  return H2RPC_OK;
-}
-
-h2rpc_code h2rpc_unary_call_async(h2rpc_channel *ch, const h2rpc_method *method,
-                                  h2rpc_ctx *ctx, const void *request,
-                                  void *response, h2rpc_call_info *info,
-                                  h2rpc_unary_done_cb done, void *user_data) {
-  if (ch == NULL || method == NULL || request == NULL || response == NULL ||
-      done == NULL)
-    return H2RPC_INVALID_ARGUMENT;
-  h2rpc_code rc = call_precheck(ch, method, ctx, info, 0);
-  if (rc != H2RPC_OK)
-    return rc;
-  ccall *c = call_new(ch, method, ctx, info);
-  if (c == NULL)
-    return H2RPC_RESOURCE_EXHAUSTED;
-  const char *why = NULL;
-  rc = h2rpc__pb_encode_framed(method->request, request, &c->req, &c->req_len,
-                               &why);
-  if (rc == H2RPC_OK &&
-      c->req_len - H2RPC__FRAME_HEADER_LEN > ch->opts.max_send_message) {
-    rc = H2RPC_RESOURCE_EXHAUSTED;
-    why = "request larger than the channel's max_send_message";
-  }
-  if (rc != H2RPC_OK) {
-    if (info != NULL)
-      h2rpc_status_set(&info->status, rc, "%s", why);
-    free_call(c);
-    return rc;
-  }
-  c->resp = response;
-  c->done = done;
-  c->user_data = user_data;
-  memset(response, 0, method->response_size);
-  return call_launch(c);
-}
-
-/* The blocking form waits on a condition variable the callback signals. */
-typedef struct sync_wait {
+typedef struct endpoints_req {
+  h2rpc__task task;
+  h2rpc_channel *ch;
+  h2rpc_endpoint_status *out;
+  size_t cap, count;
   pthread_mutex_t mu;
   pthread_cond_t cv;
   int done;
-  h2rpc_code code;
-} sync_wait;
+} endpoints_req;
 
-static void sync_done(const h2rpc_status *status, void *user_data) {
-  sync_wait *w = user_data;
-  pthread_mutex_lock(&w->mu);
-  w->code = status->code;
-  w->done = 1;
-  pthread_cond_signal(&w->cv);
-  pthread_mutex_unlock(&w->mu);
+static void copy_endpoints(endpoints_req *r) {
+  h2rpc_channel *ch = r->ch;
+  int64_t now = h2rpc_now_ns();
+  r->count = ch->nsc;
+  for (size_t i = 0; i < ch->nsc && i < r->cap; i++) {
+    subchannel *sc = ch->scs[i];
+    h2rpc_endpoint_status *e = &r->out[i];
+    snprintf(e->address, sizeof(e->address), "%.63s", sc->addr);
+    e->weight = sc->weight;
+    e->state = sc->state;
+    e->breaker = h2rpc__breaker_state(&sc->breaker, now);
+    e->outstanding = ch->lb_eps[i].outstanding;
+  }
 }
 
-h2rpc_code h2rpc_unary_call(h2rpc_channel *ch, const h2rpc_method *method,
-                            h2rpc_ctx *ctx, const void *request, void *response,
-                            h2rpc_call_info *info) {
-  if (ch != NULL && h2rpc__loop_on_thread(&ch->loop)) {
-    if (info != NULL)
-      h2rpc_status_set(&info->status, H2RPC_FAILED_PRECONDITION,
-                       "blocking call on the channel's own loop thread");
-    return H2RPC_FAILED_PRECONDITION;
-  }
-  h2rpc_call_info local;
-  h2rpc_call_info_init(&local);
-  h2rpc_call_info *use = info != NULL ? info : &local;
-  sync_wait w;
-  pthread_mutex_init(&w.mu, NULL);
-  pthread_cond_init(&w.cv, NULL);
-  w.done = 0;
-  w.code = H2RPC_UNKNOWN;
-  h2rpc_code rc = h2rpc_unary_call_async(ch, method, ctx, request, response,
-                                         use, sync_done, &w);
-  if (rc == H2RPC_OK) {
-    pthread_mutex_lock(&w.mu);
-    while (!w.done)
-      pthread_cond_wait(&w.cv, &w.mu);
-    pthread_mutex_unlock(&w.mu);
-    rc = w.code;
-  }
-  pthread_mutex_destroy(&w.mu);
-  pthread_cond_destroy(&w.cv);
-  h2rpc_call_info_reset(&local);
-  return rc;
+static void endpoints_task(h2rpc__task *task) {
+  endpoints_req *r = (endpoints_req *)task;
+  copy_endpoints(r);
+  pthread_mutex_lock(&r->mu);
+  r->done = 1;
+  pthread_cond_signal(&r->cv);
+  pthread_mutex_unlock(&r->mu);
 }
 
-/* ---------------------------------------------------------- streaming */
-
-/* The stream is this channel's call object. */
-struct h2rpc_stream {
-  ccall call;
-};
-
-/* The user thread needs the loop: resume sending, return window, cancel. */
-static void stream_wake(h2rpc__task *task) {
-  ccall *c = (ccall *)((char *)task - offsetof(ccall, pipe.wake));
-  h2rpc__pipe_woken(&c->pipe);
-  if (c->completed) {
-    maybe_free(c); /* the free may have waited for this task */
-    return;
-  }
-  int cancel = atomic_exchange(&c->user_cancel, 0);
-  if (cancel != H2RPC_OK) {
-    if (cancel == H2RPC_CANCELLED)
-      set_local(c, H2RPC_CANCELLED, "call cancelled");
-    else
-      set_local(c, (h2rpc_code)cancel, "cannot parse a message of %s",
-                c->method->path);
-    if (c->list == &c->ch->waiting || c->stream_id > 0)
-      abort_call(c, NGHTTP2_CANCEL);
-    return;
-  }
-  if (c->stream_id <= 0 || c->cc == NULL || c->cc->conn.session == NULL)
-    return; /* not on the wire yet: submit() finds the queued data */
-  nghttp2_session *session = c->cc->conn.session;
-  if (h2rpc__pipe_resume_out(&c->pipe))
-    nghttp2_session_resume_data(session, c->stream_id);
-  size_t give = h2rpc__pipe_window_to_return(&c->pipe);
-  if (give > 0)
-    nghttp2_session_consume_stream(session, c->stream_id, give);
-  h2rpc__conn_kick(&c->cc->conn);
-  if (c->cbs != NULL && c->cbs->on_writable != NULL &&
-      h2rpc__pipe_take_writable(&c->pipe))
-    c->cbs->on_writable((h2rpc_stream *)c, c->cb_user_data);
-}
-
-/* The user let go of the stream (h2rpc_stream_free). */
-static void stream_free_task(h2rpc__task *task) {
-  ccall *c = (ccall *)((char *)task - offsetof(ccall, free_task));
-  c->user_released = 1;
-  if (!c->completed) {
-    set_local(c, H2RPC_CANCELLED, "stream freed before it ended");
-    if (c->list == &c->ch->waiting || c->stream_id > 0)
-      abort_call(c, NGHTTP2_CANCEL);
-    /* else the start task has yet to run; it sees local_code */
-    return;
-  }
-  maybe_free(c);
-}
-
-h2rpc_code h2rpc_stream_start(h2rpc_stream **out, h2rpc_channel *ch,
-                              const h2rpc_method *method, h2rpc_ctx *ctx,
-                              h2rpc_call_info *info) {
-  if (out == NULL || ch == NULL || method == NULL)
-    return H2RPC_INVALID_ARGUMENT;
+size_t h2rpc_channel_endpoints(h2rpc_channel *ch, h2rpc_endpoint_status *out,
+                               size_t cap) {
+  endpoints_req r;
+  memset(&r, 0, sizeof(r));
+  r.ch = ch;
+  r.out = out;
+  r.cap = cap;
   if (h2rpc__loop_on_thread(&ch->loop)) {
-    if (info != NULL)
-      h2rpc_status_set(&info->status, H2RPC_FAILED_PRECONDITION,
-                       "blocking stream on the channel's own loop thread");
-    return H2RPC_FAILED_PRECONDITION;
+    copy_endpoints(&r);
+    return r.count;
   }
-  h2rpc_code rc = call_precheck(ch, method, ctx, info, 1);
-  if (rc != H2RPC_OK)
-    return rc;
-  ccall *c = call_new(ch, method, ctx, info);
-  if (c == NULL)
-    return H2RPC_RESOURCE_EXHAUSTED;
-  if (h2rpc__pipe_init(&c->pipe, &ch->loop, stream_wake) != 0) {
-    free_call(c);
-    return H2RPC_RESOURCE_EXHAUSTED;
-  }
-  c->is_stream = 1;
-  c->free_task.run = stream_free_task;
-  atomic_init(&c->user_cancel, 0);
-  rc = call_launch(c);
-  if (rc == H2RPC_OK)
-    *out = (h2rpc_stream *)c;
-  return rc;
-}
-
-h2rpc_code h2rpc_stream_start_async(h2rpc_stream **out, h2rpc_channel *ch,
-                                    const h2rpc_method *method, h2rpc_ctx *ctx,
-                                    h2rpc_call_info *info,
-                                    const h2rpc_stream_callbacks *cbs,
-                                    void *user_data) {
-  if (out == NULL || ch == NULL || method == NULL || cbs == NULL ||
-      cbs->on_message == NULL || cbs->on_done == NULL)
-    return H2RPC_INVALID_ARGUMENT;
-  h2rpc_code rc = call_precheck(ch, method, ctx, info, 1);
-  if (rc != H2RPC_OK)
-    return rc;
-  ccall *c = call_new(ch, method, ctx, info);
-  if (c == NULL)
-    return H2RPC_RESOURCE_EXHAUSTED;
-  c->rx_msg = calloc(1, method->response_size ? method->response_size : 1);
-  if (c->rx_msg == NULL ||
-      h2rpc__pipe_init(&c->pipe, &ch->loop, stream_wake) != 0) {
-    free_call(c);
-    return H2RPC_RESOURCE_EXHAUSTED;
-  }
-  c->is_stream = 1;
-  c->cbs = cbs;
-  c->cb_user_data = user_data;
-  c->free_task.run = stream_free_task;
-  atomic_init(&c->user_cancel, 0);
-  rc = call_launch(c);
-  if (rc == H2RPC_OK)
-    *out = (h2rpc_stream *)c;
-  return rc;
-}
-
-/* Encodes msg as one framed message for the stream. */
-static h2rpc_code encode_msg(ccall *c, const void *msg, h2rpc__msg **out) {
-  const char *why = NULL;
-  size_t size;
-  if (h2rpc__pb_encoded_size(c->method->request, msg, &size, &why) !=
-          H2RPC_OK ||
-      size > c->ch->opts.max_send_message || size > UINT32_MAX)
-    return H2RPC_INVALID_ARGUMENT;
-  h2rpc__msg *m = h2rpc__msg_new(H2RPC__FRAME_HEADER_LEN + size);
-  if (m == NULL)
-    return H2RPC_RESOURCE_EXHAUSTED;
-  h2rpc__frame_header(m->data, 0, (uint32_t)size);
-  if (h2rpc__pb_encode_to(c->method->request, msg,
-                          m->data + H2RPC__FRAME_HEADER_LEN, size,
-                          &why) != H2RPC_OK) {
-    free(m);
-    return H2RPC_INVALID_ARGUMENT;
-  }
-  *out = m;
-  return H2RPC_OK;
-}
-
-h2rpc_code h2rpc_stream_send(h2rpc_stream *s, const void *msg) {
-  h2rpc__msg *m;
-  h2rpc_code rc = encode_msg(&s->call, msg, &m);
-  return rc == H2RPC_OK ? h2rpc__pipe_send(&s->call.pipe, m) : rc;
-}
-
-h2rpc_code h2rpc_stream_try_send(h2rpc_stream *s, const void *msg) {
-  h2rpc__msg *m;
-  h2rpc_code rc = encode_msg(&s->call, msg, &m);
-  if (rc != H2RPC_OK)
-    return rc;
-  rc = h2rpc__pipe_try_send(&s->call.pipe, m);
-  if (rc == H2RPC_RESOURCE_EXHAUSTED)
-    free(m); /* full: not taken */
-  return rc;
-}
-
-void h2rpc_stream_close_send(h2rpc_stream *s) {
-  h2rpc__pipe_close_send(&s->call.pipe);
-}
-
-int h2rpc_stream_recv(h2rpc_stream *s, void *msg) {
-  ccall *c = &s->call;
-  h2rpc__msg *m = h2rpc__pipe_recv(&c->pipe);
-  if (m == NULL)
-    return 0;
-  memset(msg, 0, c->method->response_size);
-  const char *why = NULL;
-  int ok =
-      h2rpc__pb_decode(c->method->response, msg, m->data, m->len, &why) == 0;
-  free(m);
-  if (!ok) {
-    /* The loop ends the call with INTERNAL; finish() reports it. */
-    atomic_store(&c->user_cancel, H2RPC_INTERNAL);
-    h2rpc__pipe_poke(&c->pipe);
-    return 0;
-  }
-  return 1;
-}
-
-h2rpc_code h2rpc_stream_finish(h2rpc_stream *s) {
-  return h2rpc__pipe_wait_end(&s->call.pipe);
-}
-
-void h2rpc_stream_cancel(h2rpc_stream *s) {
-  ccall *c = &s->call;
-  int expected = 0;
-  atomic_compare_exchange_strong(&c->user_cancel, &expected, H2RPC_CANCELLED);
-  h2rpc__pipe_poke(&c->pipe);
-}
-
-void h2rpc_stream_free(h2rpc_stream *s) {
-  if (s == NULL)
-    return;
-  if (s->call.cbs != NULL) {
-    /* A callback stream (its loop thread, maybe inside one of its own
-     * callbacks): let go at the next safe point of the loop. */
-    h2rpc__loop_post(&s->call.ch->loop, &s->call.free_task);
-    return;
-  }
-  /* ctx and info may go once this returns: end the call first (the loop
-   * touches neither after it ends the pipe). */
-  h2rpc_stream_cancel(s);
-  h2rpc__pipe_wait_end(&s->call.pipe);
-  /* Tasks run in order: every wake-up this thread posted runs first. */
-  h2rpc__loop_post(&s->call.ch->loop, &s->call.free_task);
+  pthread_mutex_init(&r.mu, NULL);
+  pthread_cond_init(&r.cv, NULL);
+  r.task.run = endpoints_task;
+  h2rpc__loop_post(&ch->loop, &r.task);
+  pthread_mutex_lock(&r.mu);
+  while (!r.done)
+    pthread_cond_wait(&r.cv, &r.mu);
+  pthread_mutex_unlock(&r.mu);
+  pthread_mutex_destroy(&r.mu);
+  pthread_cond_destroy(&r.cv);
+  return r.count;
 }

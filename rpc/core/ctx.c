@@ -55,6 +55,7 @@ h2rpc_code h2rpc__ctx_init(h2rpc_ctx *ctx, h2rpc_ctx *parent,
   atomic_init(&ctx->ended, 0);
   pthread_mutex_init(&ctx->lock, NULL);
   ctx->watchers = NULL;
+  ctx->arrived_as_retry = 0;
   ctx->parent_watch.ctx_ = NULL;
   h2rpc_code rc =
       h2rpc_ctx_watch_start(parent, &ctx->parent_watch, on_parent_done, ctx);
@@ -180,4 +181,11 @@ void h2rpc_ctx_free(h2rpc_ctx *ctx) {
     return;
   h2rpc__ctx_destroy(ctx);
   free(ctx);
+}
+
+int h2rpc__ctx_arrived_as_retry(const h2rpc_ctx *ctx) {
+  for (; ctx != NULL; ctx = ctx->parent)
+    if (ctx->arrived_as_retry)
+      return 1;
+  return 0;
 }

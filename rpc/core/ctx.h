@@ -14,7 +14,14 @@ struct h2rpc_ctx {
   pthread_mutex_t lock; /* guards watchers */
   h2rpc_ctx_watch *watchers;
   h2rpc_ctx_watch parent_watch; /* this context's watch on its parent */
+  /* The call this context belongs to arrived as a retry (the request had
+   * grpc-previous-rpc-attempts): calls made under it do not retry again
+   * ("chain stop"). Set once by the server before the handler runs. */
+  int arrived_as_retry;
 };
+
+/* Non-zero when ctx or an ancestor arrived as a retry. Any thread. */
+int h2rpc__ctx_arrived_as_retry(const h2rpc_ctx *ctx);
 
 /*
  * Sets up an embedded context (e.g. a server call's). Allocates nothing.

@@ -29,6 +29,7 @@
 #include "core/pb.h"
 #include "h2rpc/server.h"
 #include "h2rpc/stream.h"
+#include "server/health.h"
 #include "transport/addr.h"
 #include "transport/conn.h"
 #include "transport/headers.h"
@@ -93,6 +94,11 @@ struct h2rpc_server {
   int64_t grace_ms;
   nghttp2_session_callbacks *callbacks;
   handler_pool pool; /* used when opts.handler_threads > 0 */
+  h2rpc__health health;
+  /* Announcements to registries, stopped (deregistered) first on stop. */
+  pthread_mutex_t announce_mu;
+  h2rpc_announcement **announcements;
+  size_t announcement_count;
 };
 
 struct worker {
@@ -158,6 +164,7 @@ struct h2rpc_server_call {
   h2rpc_metadata headers_out;
   h2rpc_metadata trailers_out;
   h2rpc_status status;
+  char pushback[24]; /* grpc-retry-pushback-ms to send with a failure, or "" */
   uint8_t *resp_buf;
   size_t resp_len, resp_off;
   int responded;
@@ -220,6 +227,9 @@ static void add_status_headers(h2rpc__headers *h, h2rpc_server_call *call,
   h2rpc__headers_add(h, "grpc-status", code_buf, strlen(code_buf));
   if (call->status.code != H2RPC_OK)
     h2rpc__headers_add_message(h, call->status.message);
+  if (call->status.code != H2RPC_OK && call->pushback[0] != '\0')
+    h2rpc__headers_add(h, "grpc-retry-pushback-ms", call->pushback,
+                       strlen(call->pushback));
 }
 
 /*
@@ -804,6 +814,10 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
     if (h2rpc__timeout_parse((const char *)value, valuelen,
                              &call->timeout_ns) != 0)
       call->timeout_bad = 1;
+  } else if (header_is(name, namelen, "grpc-previous-rpc-attempts")) {
+    /* The call is a retry: calls its handler makes will not retry again
+     * (the chain stop, docs/resilience.md). */
+    call->ctx.arrived_as_retry = 1;
   } else if (header_is(name, namelen, "grpc-encoding")) {
     if (!header_is(value, valuelen, "identity")) {
       call->encoding_unsupported = 1;
@@ -1127,6 +1141,13 @@ h2rpc_code h2rpc_server_new(h2rpc_server **out,
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
   nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
   nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+  pthread_mutex_init(&srv->announce_mu, NULL);
+  h2rpc__health_init(&srv->health);
+  if (h2rpc__health_register(&srv->health, srv, opts->handler_threads > 0) !=
+      H2RPC_OK) {
+    h2rpc_server_free(srv);
+    return H2RPC_RESOURCE_EXHAUSTED;
+  }
   *out = srv;
   return H2RPC_OK;
 }
@@ -1183,6 +1204,17 @@ static h2rpc_code add_method(h2rpc_server *srv, const h2rpc_method *method,
   e->fn = fn;
   e->user_data = user_data;
   e->path_len = len;
+  /* "/pkg.Service/Method": the service is SERVING from now on. */
+  const char *slash = len > 1 ? strchr(method->path + 1, '/') : NULL;
+  if (slash != NULL && (size_t)(slash - method->path) <= 256) {
+    char service[256];
+    size_t n = (size_t)(slash - method->path) - 1;
+    memcpy(service, method->path + 1, n);
+    service[n] = '\0';
+    if (h2rpc__health_set(&srv->health, service, H2RPC__HEALTH_SERVING) !=
+        H2RPC_OK)
+      return H2RPC_RESOURCE_EXHAUSTED;
+  }
   return H2RPC_OK;
 }
 
@@ -1295,6 +1327,14 @@ void h2rpc_server_stop(h2rpc_server *srv, int64_t grace_ms) {
       !atomic_compare_exchange_strong(&srv->stopped, &expected, 1))
     return;
   srv->grace_ms = grace_ms < 0 ? 0 : grace_ms;
+  /* Tell health checkers and registries first, so clients move away while
+   * the calls in flight finish. */
+  h2rpc__health_shutdown(&srv->health);
+  pthread_mutex_lock(&srv->announce_mu);
+  for (size_t i = 0; i < srv->announcement_count; i++)
+    h2rpc_announcement_stop(srv->announcements[i]);
+  srv->announcement_count = 0;
+  pthread_mutex_unlock(&srv->announce_mu);
   for (int i = 0; i < srv->worker_count; i++) {
     worker *w = &srv->workers[i];
     if (w->thread_started)
@@ -1350,8 +1390,48 @@ void h2rpc_server_free(h2rpc_server *srv) {
   pthread_cond_destroy(&srv->pool.wake);
   free(srv->listeners);
   free(srv->methods);
+  free(srv->announcements);
+  pthread_mutex_destroy(&srv->announce_mu);
+  h2rpc__health_destroy(&srv->health);
   nghttp2_session_callbacks_del(srv->callbacks);
   free(srv);
+}
+
+h2rpc_code h2rpc_server_set_serving(h2rpc_server *srv, const char *service,
+                                    int serving) {
+  if (srv == NULL || service == NULL)
+    return H2RPC_INVALID_ARGUMENT;
+  return h2rpc__health_set(&srv->health, service,
+                           serving ? H2RPC__HEALTH_SERVING
+                                   : H2RPC__HEALTH_NOT_SERVING);
+}
+
+h2rpc_code h2rpc_server_announce(h2rpc_server *srv, const char *registry_target,
+                                 const h2rpc_instance *inst,
+                                 h2rpc_status *err) {
+  if (srv == NULL)
+    return H2RPC_INVALID_ARGUMENT;
+  pthread_mutex_lock(&srv->announce_mu);
+  h2rpc_announcement **grown = realloc(
+      srv->announcements, (srv->announcement_count + 1) * sizeof(*grown));
+  if (grown != NULL)
+    srv->announcements = grown;
+  pthread_mutex_unlock(&srv->announce_mu);
+  if (grown == NULL)
+    return H2RPC_RESOURCE_EXHAUSTED;
+  h2rpc_announcement *a = NULL;
+  h2rpc_code rc = h2rpc_announce(&a, registry_target, inst, err);
+  if (rc != H2RPC_OK)
+    return rc;
+  pthread_mutex_lock(&srv->announce_mu);
+  if (atomic_load(&srv->stopped)) {
+    pthread_mutex_unlock(&srv->announce_mu);
+    h2rpc_announcement_stop(a);
+    return H2RPC_FAILED_PRECONDITION;
+  }
+  srv->announcements[srv->announcement_count++] = a;
+  pthread_mutex_unlock(&srv->announce_mu);
+  return H2RPC_OK;
 }
 
 /* -------------------------------------------------------- handler helpers */
@@ -1379,6 +1459,11 @@ h2rpc_code h2rpc_server_call_add_trailer(h2rpc_server_call *call,
                                          const char *key, const void *value,
                                          size_t len) {
   return h2rpc_metadata_add(&call->trailers_out, key, value, len);
+}
+
+void h2rpc_server_call_set_pushback(h2rpc_server_call *call, int64_t ms) {
+  snprintf(call->pushback, sizeof(call->pushback), "%" PRId64,
+           ms < 0 ? -1 : ms);
 }
 
 h2rpc_code h2rpc_server_call_fail(h2rpc_server_call *call, h2rpc_code code,

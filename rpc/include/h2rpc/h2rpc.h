@@ -6,11 +6,14 @@
 #define H2RPC_H2RPC_H
 
 #include "h2rpc/channel.h"
+#include "h2rpc/config.h"
 #include "h2rpc/ctx.h"
+#include "h2rpc/discovery.h"
 #include "h2rpc/export.h"
 #include "h2rpc/metadata.h"
 #include "h2rpc/method.h"
 #include "h2rpc/pb.h"
+#include "h2rpc/resilience.h"
 #include "h2rpc/server.h"
 #include "h2rpc/status.h"
 #include "h2rpc/stream.h"

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "h2rpc/ctx.h"
+#include "h2rpc/discovery.h"
 #include "h2rpc/export.h"
 #include "h2rpc/metadata.h"
 #include "h2rpc/method.h"
@@ -111,6 +112,30 @@ H2RPC_EXTERN h2rpc_code h2rpc_server_start(h2rpc_server *srv) H2RPC_MUST_CHECK;
  */
 H2RPC_EXTERN void h2rpc_server_stop(h2rpc_server *srv, int64_t grace_ms);
 
+/*
+ * Health (grpc.health.v1.Health, served by every server): sets the status
+ * of `service` ("" is the whole server) to SERVING (serving != 0) or
+ * NOT_SERVING. Each service with a registered method is SERVING from its
+ * registration on; h2rpc_server_stop() flips every status to NOT_SERVING
+ * before anything else. Check is served on the loop; Watch only when the
+ * server has a handler pool. Any thread. Returns OK, INVALID_ARGUMENT,
+ * RESOURCE_EXHAUSTED.
+ */
+H2RPC_EXTERN h2rpc_code h2rpc_server_set_serving(h2rpc_server *srv,
+                                                 const char *service,
+                                                 int serving);
+
+/*
+ * Announces `inst` to a registry (see h2rpc_announce() in discovery.h) for as
+ * long as the server runs: h2rpc_server_stop() deregisters it first, before
+ * the GOAWAY, so clients stop picking this server while its calls finish.
+ * Blocks until the first registration is acknowledged. Any thread. Returns
+ * what h2rpc_announce() returns, or FAILED_PRECONDITION after a stop.
+ */
+H2RPC_EXTERN h2rpc_code h2rpc_server_announce(
+    h2rpc_server *srv, const char *registry_target, const h2rpc_instance *inst,
+    h2rpc_status *err) H2RPC_MUST_CHECK;
+
 /* Frees a stopped (or never started) server. NULL is a no-op. */
 H2RPC_EXTERN void h2rpc_server_free(h2rpc_server *srv);
 
@@ -134,6 +159,15 @@ h2rpc_server_call_add_header(h2rpc_server_call *call, const char *key,
 H2RPC_EXTERN h2rpc_code
 h2rpc_server_call_add_trailer(h2rpc_server_call *call, const char *key,
                               const void *value, size_t len) H2RPC_MUST_CHECK;
+
+/*
+ * Server pushback (gRFC A6): with a failed status, tells retrying clients to
+ * wait `ms` milliseconds before their next attempt, or (ms < 0) not to retry
+ * at all. Sent as grpc-retry-pushback-ms with the trailers of a non-OK
+ * status; ignored for OK.
+ */
+H2RPC_EXTERN void h2rpc_server_call_set_pushback(h2rpc_server_call *call,
+                                                 int64_t ms);
 
 /*
  * Sets the status message sent with a non-OK code and returns `code`, for
