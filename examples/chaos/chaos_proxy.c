@@ -123,7 +123,7 @@ typedef struct proxy {
   ev_io ctl_accept_w;
   ev_timer accept_retry;
 
-  char upstream[CHAOS_HOST_MAX + CHAOS_PORT_MAX + 4]; /* as given */
+  char upstream[CHAOS_HOST_MAX + CHAOS_PORT_MAX + 4]; /* "host:port" */
   struct sockaddr_storage up_addr;
   socklen_t up_len;
 
@@ -639,7 +639,9 @@ static void on_accept_retry(struct ev_loop *ev, ev_timer *w, int revents) {
   ev_io_start(ev, &px->ctl_accept_w);
 }
 
-/* Accepts up to a batch; returns the fd, -1 when none is waiting. */
+/* Accepts one connection and returns its fd; -1 when none is waiting, or
+ * when out of descriptors (then both listeners pause for a moment, rather
+ * than wake the loop again and again for a connection they cannot take). */
 static int accept_one(proxy *px, int lfd) {
   for (;;) {
     int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);

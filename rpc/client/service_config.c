@@ -80,12 +80,19 @@ static void path_pop(cx *c, size_t old) {
   c->path[old] = '\0';
 }
 
-/* Sets INVALID_ARGUMENT "<path>: <message>" and returns -1. */
 #if defined(__GNUC__)
-__attribute__((format(printf, 2, 3)))
+#define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
+#else
+#define PRINTF_LIKE(f, a)
 #endif
-static int
-bad(cx *c, const char *fmt, ...) {
+
+/* Sets INVALID_ARGUMENT "<path>: <message>" and returns -1. */
+static int bad(cx *c, const char *fmt, ...) PRINTF_LIKE(2, 3);
+/* As bad(), for the member `key` of the current object. */
+static int bad_field(cx *c, const char *key, const char *fmt, ...)
+    PRINTF_LIKE(3, 4);
+
+static int bad(cx *c, const char *fmt, ...) {
   if (c->err != NULL) {
     char msg[256];
     va_list ap;
@@ -98,12 +105,7 @@ bad(cx *c, const char *fmt, ...) {
   return -1;
 }
 
-/* As bad(), for the member `key` of the current object. */
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-static int
-bad_field(cx *c, const char *key, const char *fmt, ...) {
+static int bad_field(cx *c, const char *key, const char *fmt, ...) {
   size_t old = path_key(c, key);
   if (c->err != NULL) {
     char msg[256];
@@ -541,6 +543,10 @@ static int parse_method_config(cx *c, h2rpc_service_config *cfg, size_t entry,
   h2rpc_method_config *mc = &cfg->methods[entry];
   if (e->type != H2RPC__JSON_OBJECT)
     return bad(c, "must be an object");
+  /* Policies the entry does not give still read as their defaults. */
+  h2rpc_retry_policy_init(&mc->retry);
+  h2rpc_hedging_policy_init(&mc->hedging);
+  h2rpc_breaker_policy_init(&mc->breaker);
   /* An entry without names applies to no method (service_config.proto),
    * but is still validated. */
   const h2rpc__json *names = member(e, "name");

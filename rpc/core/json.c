@@ -31,8 +31,7 @@ static void default_free(void *p, void *ud) {
   free(p);
 }
 
-static const h2rpc__json_mem default_mem = {default_alloc, default_free,
-                                            NULL};
+static const h2rpc__json_mem default_mem = {default_alloc, default_free, NULL};
 
 #define ALIGN alignof(max_align_t)
 #define ROUND_UP(n) (((n) + (ALIGN - 1)) & ~(size_t)(ALIGN - 1))
@@ -151,8 +150,7 @@ static int fail_oom(parser *ps) {
 
 /* Grows a scratch array to hold at least `need` elements of `elem` bytes.
  * Scratch memory goes through the hook too, so failing it is tested. */
-static int grow(parser *ps, void **ptr, size_t *cap, size_t need,
-                size_t elem) {
+static int grow(parser *ps, void **ptr, size_t *cap, size_t need, size_t elem) {
   if (need <= *cap)
     return 0;
   size_t ncap = *cap ? *cap : 16;
@@ -176,8 +174,8 @@ static int grow(parser *ps, void **ptr, size_t *cap, size_t need,
 }
 
 static void skip_ws(parser *ps) {
-  while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\t' ||
-                             *ps->p == '\n' || *ps->p == '\r'))
+  while (ps->p < ps->end &&
+         (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r'))
     ps->p++;
 }
 
@@ -373,8 +371,7 @@ static int parse_string(parser *ps, const char **out, size_t *out_len) {
         return -1;
       s += n;
     } else if (c < 0x20) {
-      return fail(ps, H2RPC_INVALID_ARGUMENT, "control character in string",
-                  s);
+      return fail(ps, H2RPC_INVALID_ARGUMENT, "control character in string", s);
     } else {
       size_t n = utf8_len((const unsigned char *)s, (const unsigned char *)end);
       if (n == 0)
@@ -450,10 +447,9 @@ static const char *scan_number(const char *s, const char *end,
 }
 
 /* Exactly representable powers of ten, for the fast path. */
-static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,
-                                     1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
-                                     1e12, 1e13, 1e14, 1e15, 1e16, 1e17,
-                                     1e18, 1e19, 1e20, 1e21, 1e22};
+static const double pow10_exact[] = {
+    1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
 /* Significant digits handed to strtod. 768 decide the rounding of any
  * double; beyond that only "was anything non-zero cut off" matters, which a
@@ -610,7 +606,8 @@ static int parse_literal(parser *ps, h2rpc__json *v) {
 
 /* ---- containers -------------------------------------------------------- */
 
-static int keys_equal(const h2rpc__json_member *a, const h2rpc__json_member *b) {
+static int keys_equal(const h2rpc__json_member *a,
+                      const h2rpc__json_member *b) {
   return a->key_len == b->key_len && memcmp(a->key, b->key, a->key_len) == 0;
 }
 
@@ -625,8 +622,7 @@ static uint64_t key_hash(const char *k, size_t n) {
 
 /* Rejects an object with a repeated key; the error points at the second
  * occurrence of the first key to repeat. */
-static int check_duplicates(parser *ps, const h2rpc__json_member *m,
-                            size_t n) {
+static int check_duplicates(parser *ps, const h2rpc__json_member *m, size_t n) {
   if (n <= 8) {
     for (size_t j = 1; j < n; j++)
       for (size_t i = 0; i < j; i++)
@@ -935,8 +931,8 @@ void h2rpc__json_free(h2rpc__json_doc *doc) {
 
 int h2rpc__json_error_format(const h2rpc__json_error *err, char *buf,
                              size_t size) {
-  return snprintf(buf, size, "offset %zu (line %u, column %u): %s",
-                  err->offset, (unsigned)err->line, (unsigned)err->column,
+  return snprintf(buf, size, "offset %zu (line %u, column %u): %s", err->offset,
+                  (unsigned)err->line, (unsigned)err->column,
                   err->reason != NULL ? err->reason : "no error");
 }
 

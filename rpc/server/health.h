@@ -45,8 +45,7 @@ h2rpc_code h2rpc__health_register(h2rpc__health *h, h2rpc_server *srv,
                                   int with_watch);
 
 /* Sets one service's status (added when new). OK or RESOURCE_EXHAUSTED. */
-h2rpc_code h2rpc__health_set(h2rpc__health *h, const char *service,
-                             int status);
+h2rpc_code h2rpc__health_set(h2rpc__health *h, const char *service, int status);
 
 /* The server is stopping: every status becomes NOT_SERVING for good. */
 void h2rpc__health_shutdown(h2rpc__health *h);

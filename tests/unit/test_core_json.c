@@ -118,8 +118,8 @@ START_TEST(containers_and_lookups) {
   ck_assert_uint_eq(h2rpc__json_len(h2rpc__json_at(a, 4)), 0);
   ck_assert_ptr_null(h2rpc__json_at(a, 5));
 
-  ck_assert_int_eq(
-      h2rpc__json_get(h2rpc__json_get(root, "b"), "c")->u.boolean, 1);
+  ck_assert_int_eq(h2rpc__json_get(h2rpc__json_get(root, "b"), "c")->u.boolean,
+                   1);
   ck_assert_ptr_nonnull(h2rpc__json_get(root, ""));
   ck_assert_ptr_null(h2rpc__json_get(root, "missing"));
   ck_assert_ptr_null(h2rpc__json_getn(root, "ab", 1 + 1));
@@ -225,8 +225,8 @@ START_TEST(long_strings_and_many_values) {
   size_t len = 0;
   big[len++] = '{';
   for (int i = 0; i < 5000; i++)
-    len += (size_t)sprintf(big + len, "%s\"k%d\":[%d,%d]", i ? "," : "", i, i,
-                           -i);
+    len +=
+        (size_t)sprintf(big + len, "%s\"k%d\":[%d,%d]", i ? "," : "", i, i, -i);
   big[len++] = '}';
   big[len] = '\0';
   d = parse_ok(big);
@@ -289,7 +289,8 @@ START_TEST(numbers) {
                    -H2RPC_INVALID_ARGUMENT);
   ck_assert_str_eq(err.reason, "number out of range");
   /* Long significands cut at 800 digits, in every position. */
-  const char *longs[] = {"1.", "0.000", "123456789", "9", "4.94065645841246544"};
+  const char *longs[] = {"1.", "0.000", "123456789", "9",
+                         "4.94065645841246544"};
   for (size_t k = 0; k < sizeof longs / sizeof longs[0]; k++) {
     for (int tail = 790; tail < 815; tail++) {
       size_t n = strlen(longs[k]);
@@ -409,9 +410,8 @@ START_TEST(numbers_ignore_the_locale) {
   double d = 0;
   ck_assert_int_eq(h2rpc__json_parse_number("1.5", 3, &d), 0);
   ck_assert(d == 1.5);
-  ck_assert_int_eq(h2rpc__json_parse_number("0.12345678901234567890e-5", 25,
-                                            &d),
-                   0);
+  ck_assert_int_eq(
+      h2rpc__json_parse_number("0.12345678901234567890e-5", 25, &d), 0);
   ck_assert(d > 1.2e-6 && d < 1.3e-6);
   setlocale(LC_NUMERIC, "C");
 }
@@ -528,8 +528,7 @@ static const struct bad_case {
     {T("\"\xE2\x82"), 1, H2RPC_INVALID_ARGUMENT, "invalid UTF-8 in string"},
     {T("\"\xE2\x82\xAC\xE2\x28\xA1\""), 4, H2RPC_INVALID_ARGUMENT,
      "invalid UTF-8 in string"},
-    {T("{\"a\":1,\"a\":2}"), 7, H2RPC_INVALID_ARGUMENT,
-     "duplicate object key"},
+    {T("{\"a\":1,\"a\":2}"), 7, H2RPC_INVALID_ARGUMENT, "duplicate object key"},
     {T("{\"a\":1,\"b\":{\"a\":1,\"a\":1}}"), 18, H2RPC_INVALID_ARGUMENT,
      "duplicate object key"},
     {T("{\"\\u0061\":1,\"a\":2}"), 12, H2RPC_INVALID_ARGUMENT,
@@ -602,8 +601,8 @@ START_TEST(line_and_column) {
   ck_assert_uint_eq(err.column, 7);
   char buf[128];
   h2rpc__json_error_format(&err, buf, sizeof buf);
-  ck_assert_str_eq(buf,
-                   "offset 8 (line 2, column 7): expected ':' after object key");
+  ck_assert_str_eq(
+      buf, "offset 8 (line 2, column 7): expected ':' after object key");
   /* At the end of input on a later line. */
   ck_assert_int_eq(h2rpc__json_parse(&d, "[\n1,\n", 5, &lim, &err),
                    -H2RPC_INVALID_ARGUMENT);
@@ -694,9 +693,8 @@ START_TEST(size_and_value_limits) {
   ck_assert_str_eq(err.reason, "too many values");
   ck_assert_uint_eq(err.offset, 7);
   /* Members' values count; keys do not. */
-  ck_assert_int_eq(h2rpc__json_parse(&d, "{\"a\":1,\"b\":2,\"c\":[]}", 20,
-                                     &lim, &err),
-                   0);
+  ck_assert_int_eq(
+      h2rpc__json_parse(&d, "{\"a\":1,\"b\":2,\"c\":[]}", 20, &lim, &err), 0);
   free_doc(d);
 
   h2rpc__json_limits_init(&lim);
@@ -724,7 +722,8 @@ static const char *const corpus[] = {
      "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u0041\\uD83D\\uDE00\", [], {}, [[[[1]]]], "
      "{\"a\": {\"b\": {\"c\": [1, {\"d\": null}]}}}]"),
     ("{\"k0\":0,\"k1\":1,\"k2\":2,\"k3\":3,\"k4\":4,\"k5\":5,\"k6\":6,\"k7\":7,"
-     "\"k8\":8,\"k9\":[\"caf\xC3\xA9\",\"\xE2\x82\xAC\",\"\xF0\x9F\x98\x80\"]}"),
+     "\"k8\":8,\"k9\":[\"caf\xC3\xA9\",\"\xE2\x82\xAC\",\"\xF0\x9F\x98\x80\"]"
+     "}"),
     "  \"just a string with \\u00e9scapes\"  ",
     "-12.5E+7",
 };
@@ -872,8 +871,8 @@ START_TEST(seeded_mutations) {
         break;
       case 2: /* any byte, often a UTF-8 lead or continuation byte */
         if (len)
-          buf[at] = (char)(rng_below(2) ? 0x80 + rng_below(128)
-                                        : rng_below(256));
+          buf[at] =
+              (char)(rng_below(2) ? 0x80 + rng_below(128) : rng_below(256));
         break;
       case 3: /* insert */
         if (len < sizeof buf) {
