@@ -67,7 +67,7 @@ struct subchannel {
   cconn *conns;   /* every open connection (current and draining) */
   int index;      /* position in ch->scs; -1 once removed */
   int removed;    /* left the list: freed once its connections close */
-  int destroying; /* inside h2rpc__subchannel_destroy: it frees */
+  int destroying; /* inside remove/destroy: they free, not the callbacks */
   h2rpc__conn_backoff backoff;
   int64_t next_connect_ns; /* the earliest next connect after a failure */
   ev_timer backoff_timer;  /* waits out the reconnect backoff */

@@ -188,8 +188,16 @@ static const num_rule R_RATE = {"a number in (0, 1]", 0, 1, 0, 1, 0};
 static const num_rule R_MULT = {"a number >= 1", 1, INFINITY, 0, 0, 0};
 static const num_rule R_JITTER = {"a number in [0, 1)", 0, 1, 0, 0, 1};
 
+/* d has no fractional part. (Without floor(): the runtime does not link
+ * libm. Beyond 2^53 every double is whole.) */
+static int is_whole(double d) {
+  if (!(d > -9007199254740992.0 && d < 9007199254740992.0))
+    return d == d && d != INFINITY && d != -INFINITY;
+  return d == (double)(int64_t)d;
+}
+
 static int num_ok(const num_rule *r, double d) {
-  if (r->integer && d != floor(d))
+  if (r->integer && !is_whole(d))
     return 0;
   if (r->lo_open ? !(d > r->lo) : !(d >= r->lo))
     return 0;
@@ -351,7 +359,7 @@ static int get_codes(cx *c, const h2rpc__json *obj, const char *key,
       }
     } else if (e->type == H2RPC__JSON_NUMBER) {
       double d = e->u.num.value;
-      if (d != floor(d) || d < 0 || d > H2RPC_CODE_MAX)
+      if (!is_whole(d) || d < 0 || d > H2RPC_CODE_MAX)
         return bad(c, "must be a status code 0..16");
       code = (int)d;
     } else {

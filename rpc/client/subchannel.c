@@ -319,13 +319,17 @@ void h2rpc__subchannel_remove(subchannel *sc) {
     ev_timer_stop(ch->ev, &sc->backoff_timer);
     sc->backoff_armed = 0;
   }
-  /* Connections close once their calls end; idle ones close now. */
+  /* Connections close once their calls end; idle ones close now. Closing
+   * the last one would free sc from its close callback: hold that off until
+   * the loop is done with sc. */
+  sc->destroying = 1;
   cconn *next;
   for (cconn *cc = sc->conns; cc != NULL; cc = next) {
     next = cc->next;
     cc->draining = 1;
     h2rpc__cconn_call_left(cc);
   }
+  sc->destroying = 0;
   maybe_free(sc);
 }
 
