@@ -71,10 +71,15 @@ static int parse_target(h2rpc_channel *ch, const char *target,
   };
   const char *path = target;
   ch->resolver_ops = &h2rpc__static_resolver;
-#if defined(H2RPC__NO_REGISTRY) || defined(H2RPC__NO_ETCD)
-  if (strncmp(target, "registry://", 11) == 0 ||
-      strncmp(target, "etcd://", 7) == 0) {
-    *why = "registry:// and etcd:// targets are not available in this build";
+#ifdef H2RPC__NO_REGISTRY
+  if (strncmp(target, "registry://", 11) == 0) {
+    *why = "registry:// targets are not available in this build";
+    return -1;
+  }
+#endif
+#ifdef H2RPC__NO_ETCD
+  if (strncmp(target, "etcd://", 7) == 0) {
+    *why = "etcd:// targets are not available in this build";
     return -1;
   }
 #endif
