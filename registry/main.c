@@ -34,6 +34,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "flags.h"
 #include "h2rpc/registry/v1/registry.h2rpc.h"
 #include "persist.h"
@@ -359,13 +360,7 @@ static h2rpc_code send_batch(h2rpc_server_stream *stream,
 
 /* Waits on r->changed for up to WATCH_POLL_NS. Under r->mu. */
 static void wait_changed(registry *r) {
-  struct timespec until;
-  clock_gettime(CLOCK_MONOTONIC, &until);
-  until.tv_nsec += WATCH_POLL_NS;
-  if (until.tv_nsec >= 1000000000) {
-    until.tv_sec++;
-    until.tv_nsec -= 1000000000;
-  }
+  struct timespec until = h2rpc__timespec_at(h2rpc_now_ns() + WATCH_POLL_NS);
   pthread_cond_timedwait(&r->changed, &r->mu, &until);
 }
 
@@ -472,8 +467,7 @@ static void *expiry_main(void *arg) {
     int64_t cap = now + 1000 * NS_PER_MS;
     if (next > cap || failed)
       next = cap;
-    struct timespec until = {(time_t)(next / 1000000000),
-                             (long)(next % 1000000000)};
+    struct timespec until = h2rpc__timespec_at(next);
     pthread_cond_timedwait(&r->tick, &r->mu, &until);
   }
   pthread_mutex_unlock(&r->mu);
@@ -481,15 +475,6 @@ static void *expiry_main(void *arg) {
 }
 
 /* --------------------------------------------------------------- main */
-
-static int cond_init_monotonic(pthread_cond_t *cv) {
-  pthread_condattr_t attr;
-  pthread_condattr_init(&attr);
-  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-  int rc = pthread_cond_init(cv, &attr);
-  pthread_condattr_destroy(&attr);
-  return rc;
-}
 
 /* A flag that must be a number in [lo, hi]; prints and returns -1 if not. */
 static long number_flag(const char *name, const char *value, long lo, long hi) {
@@ -543,7 +528,8 @@ int main(int argc, char **argv) {
   registry r;
   memset(&r, 0, sizeof(r));
   pthread_mutex_init(&r.mu, NULL);
-  if (cond_init_monotonic(&r.changed) != 0 || cond_init_monotonic(&r.tick))
+  if (h2rpc__cond_init_monotonic(&r.changed) != 0 ||
+      h2rpc__cond_init_monotonic(&r.tick))
     return 1;
   atomic_init(&r.watchers, 0);
   r.max_watchers = (int)max_watch;

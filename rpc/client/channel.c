@@ -142,16 +142,21 @@ static int parse_target(h2rpc_channel *ch, const char *target,
 
 /* ------------------------------------------------------- endpoint lists */
 
+/* Whether the balancer may pick sc now: connected, and its breaker admits. */
+static int pickable(subchannel *sc, int64_t now) {
+  return sc->state == H2RPC_READY &&
+         h2rpc__breaker_would_admit(&sc->breaker, now);
+}
+
 /* Rebuilds lb_eps from scs and tells the balancer. */
 static void rebuild_balancer(h2rpc_channel *ch) {
+  int64_t now = h2rpc_now_ns();
   for (size_t i = 0; i < ch->nsc; i++) {
     subchannel *sc = ch->scs[i];
     sc->index = (int)i;
     ch->lb_eps[i].key = sc->addr;
     ch->lb_eps[i].weight = sc->weight;
-    ch->lb_eps[i].pickable =
-        sc->state == H2RPC_READY &&
-        h2rpc__breaker_would_admit(&sc->breaker, h2rpc_now_ns());
+    ch->lb_eps[i].pickable = pickable(sc, now);
   }
   if (h2rpc__lb_update(ch->lb, ch->lb_eps, ch->nsc) != 0)
     H2RPC_LOG(H2RPC__LOG_ERROR, "channel %s: balancer update failed",
@@ -247,9 +252,7 @@ static void resolver_start_task(h2rpc__task *task) {
 void h2rpc__channel_endpoint_changed(h2rpc_channel *ch, subchannel *sc) {
   if (sc->index < 0 || (size_t)sc->index >= ch->nsc)
     return;
-  ch->lb_eps[sc->index].pickable =
-      sc->state == H2RPC_READY &&
-      h2rpc__breaker_would_admit(&sc->breaker, h2rpc_now_ns());
+  ch->lb_eps[sc->index].pickable = pickable(sc, h2rpc_now_ns());
 }
 
 int h2rpc__channel_pick(h2rpc_channel *ch, ccall *c, subchannel **out,
@@ -260,9 +263,7 @@ int h2rpc__channel_pick(h2rpc_channel *ch, ccall *c, subchannel **out,
    * common case, every breaker closed, costs nothing per pick. */
   if (ch->breakers_not_closed > 0)
     for (size_t i = 0; i < ch->nsc; i++)
-      ch->lb_eps[i].pickable =
-          ch->scs[i]->state == H2RPC_READY &&
-          h2rpc__breaker_would_admit(&ch->scs[i]->breaker, now);
+      ch->lb_eps[i].pickable = pickable(ch->scs[i], now);
   h2rpc__lb_pick_args args = {c->has_hash, c->hash, c->last_index};
   int i = ch->nsc > 0 ? h2rpc__lb_pick(ch->lb, &args) : -1;
   if (i >= 0) {

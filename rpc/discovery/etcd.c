@@ -31,6 +31,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/rand.h"
@@ -1172,14 +1173,7 @@ static h2rpc_code announce_register(etcd_announcer *a, h2rpc_ctx *ctx,
 
 /* Waits up to ms on the announcer's condition; returns `stopping`. */
 static int announce_sleep(etcd_announcer *a, int64_t ms) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  ts.tv_sec += (time_t)(ms / 1000);
-  ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-  if (ts.tv_nsec >= 1000000000L) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000L;
-  }
+  struct timespec ts = h2rpc__timespec_at(h2rpc_now_ns() + ms * 1000000);
   pthread_mutex_lock(&a->mu);
   while (!a->stopping && pthread_cond_timedwait(&a->cv, &a->mu, &ts) == 0)
     ;
@@ -1332,11 +1326,8 @@ static h2rpc_code announcer_start(void **out, const char *authority,
     announcer_free(a);
     return rc;
   }
-  pthread_condattr_t ca;
   int ok = pthread_mutex_init(&a->mu, NULL) == 0;
-  if (ok && (pthread_condattr_init(&ca) != 0 ||
-             pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
-             pthread_cond_init(&a->cv, &ca) != 0)) {
+  if (ok && h2rpc__cond_init_monotonic(&a->cv) != 0) {
     pthread_mutex_destroy(&a->mu);
     ok = 0;
   }

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/rand.h"
 #include "discovery/resolver.h"
@@ -546,11 +547,7 @@ static void *keepalive_main(void *arg) {
   int64_t wait_ns = interval_ms * NS_PER_MS;
   pthread_mutex_lock(&a->mu);
   for (;;) {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    int64_t t = (int64_t)until.tv_sec * 1000000000 + until.tv_nsec + wait_ns;
-    until.tv_sec = (time_t)(t / 1000000000);
-    until.tv_nsec = (long)(t % 1000000000);
+    struct timespec until = h2rpc__timespec_at(h2rpc_now_ns() + wait_ns);
     while (!a->stopping && pthread_cond_timedwait(&a->cv, &a->mu, &until) == 0)
       ;
     if (a->stopping)
@@ -572,15 +569,6 @@ static void *keepalive_main(void *arg) {
   return NULL;
 }
 
-static int cond_init_monotonic(pthread_cond_t *cv) {
-  pthread_condattr_t attr;
-  pthread_condattr_init(&attr);
-  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-  int rc = pthread_cond_init(cv, &attr);
-  pthread_condattr_destroy(&attr);
-  return rc;
-}
-
 static h2rpc_code announcer_start(void **out, const char *authority,
                                   const h2rpc_instance *inst,
                                   h2rpc_status *err) {
@@ -594,7 +582,7 @@ static h2rpc_code announcer_start(void **out, const char *authority,
   if (a == NULL)
     return H2RPC_RESOURCE_EXHAUSTED;
   pthread_mutex_init(&a->mu, NULL);
-  if (cond_init_monotonic(&a->cv) != 0) {
+  if (h2rpc__cond_init_monotonic(&a->cv) != 0) {
     pthread_mutex_destroy(&a->mu);
     free(a);
     return H2RPC_RESOURCE_EXHAUSTED;

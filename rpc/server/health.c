@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "grpc/health/v1/health.h2rpc.h"
 #include "h2rpc/stream.h"
 
@@ -13,11 +14,7 @@
 void h2rpc__health_init(h2rpc__health *h) {
   memset(h, 0, sizeof(*h));
   pthread_mutex_init(&h->mu, NULL);
-  pthread_condattr_t attr;
-  pthread_condattr_init(&attr);
-  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-  pthread_cond_init(&h->changed, &attr);
-  pthread_condattr_destroy(&attr);
+  h2rpc__cond_init_monotonic(&h->changed);
 }
 
 void h2rpc__health_destroy(h2rpc__health *h) {
@@ -128,13 +125,7 @@ static h2rpc_code watch(h2rpc_server_stream *stream, void *user_data) {
     }
     if (h2rpc_ctx_err(ctx) != H2RPC_OK)
       break;
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_nsec += WATCH_POLL_NS;
-    if (until.tv_nsec >= 1000000000) {
-      until.tv_sec++;
-      until.tv_nsec -= 1000000000;
-    }
+    struct timespec until = h2rpc__timespec_at(h2rpc_now_ns() + WATCH_POLL_NS);
     uint64_t seen = h->version;
     while (h->version == seen && h2rpc_ctx_err(ctx) == H2RPC_OK &&
            pthread_cond_timedwait(&h->changed, &h->mu, &until) == 0)

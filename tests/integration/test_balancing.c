@@ -88,6 +88,17 @@ static void wait_ready(h2rpc_channel *ch, size_t want) {
   ck_abort_msg("endpoints did not become ready");
 }
 
+/* Waits (5 s at most) until the first endpoint's breaker is in `want`. */
+static void wait_breaker(h2rpc_channel *ch, h2rpc_breaker_state want) {
+  for (int i = 0; i < 500; i++) {
+    h2rpc_endpoint_status ep;
+    if (h2rpc_channel_endpoints(ch, &ep, 1) >= 1 && ep.breaker == want)
+      return;
+    sleep_ms(10);
+  }
+  ck_abort_msg("breaker did not reach %s", h2rpc_breaker_state_name(want));
+}
+
 /* One SayHello; returns the code and copies the peer that answered. */
 static h2rpc_code hello(h2rpc_channel *ch, const char *key, char *peer,
                         size_t peer_size, int *attempts) {
@@ -463,7 +474,7 @@ START_TEST(breaker_opens_fails_fast_and_recovers) {
   ck_assert_uint_eq(st.breaker_rejections, 5);
   /* After the open interval one probe goes; the server has recovered. */
   atomic_store(&f.fail_always, 0);
-  sleep_ms(350);
+  wait_breaker(ch, H2RPC_BREAKER_HALF_OPEN);
   ck_assert_int_eq(hello(ch, NULL, NULL, 0, NULL), H2RPC_OK);
   ck_assert_int_eq(atomic_load(&f.calls), 4);
   ck_assert_int_eq(hello(ch, NULL, NULL, 0, NULL), H2RPC_OK);

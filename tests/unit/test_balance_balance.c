@@ -12,51 +12,7 @@
 
 #include "balance/balance.h"
 #include "core/rand.h"
-
-/* Allocation failure injection. While `armed`, every allocation is counted
- * and the one numbered `fail_at` (0-based) fails; `live` tracks blocks
- * allocated and not yet freed through the wrappers. */
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t n, size_t size);
-void __real_free(void *p);
-void *__wrap_malloc(size_t n);
-void *__wrap_calloc(size_t n, size_t size);
-void __wrap_free(void *p);
-
-static int armed;
-static long fail_at = -1;
-static long allocs;
-static long live;
-
-static int fail_now(void) {
-  if (!armed)
-    return 0;
-  return allocs++ == fail_at;
-}
-
-void *__wrap_malloc(size_t n) {
-  if (fail_now())
-    return NULL;
-  void *p = __real_malloc(n);
-  if (armed && p != NULL)
-    live++;
-  return p;
-}
-
-void *__wrap_calloc(size_t n, size_t size) {
-  if (fail_now())
-    return NULL;
-  void *p = __real_calloc(n, size);
-  if (armed && p != NULL)
-    live++;
-  return p;
-}
-
-void __wrap_free(void *p) {
-  if (armed && p != NULL)
-    live--;
-  __real_free(p);
-}
+#include "failalloc.h"
 
 static const char *const all_policies[] = {"pick_first", "round_robin",
                                            "ring_hash", "p2c"};
@@ -382,10 +338,7 @@ static outcome run_with_failure(const char *policy, long nth,
   h2rpc__lb_config cfg;
   h2rpc__lb_config_init(&cfg);
   cfg.policy = policy;
-  allocs = 0;
-  live = 0;
-  fail_at = nth;
-  armed = 1;
+  failalloc_arm(nth < 0 ? 0 : nth + 1); /* nth is 0-based */
   h2rpc__lb *lb = NULL;
   o.new_rc = h2rpc__lb_new(&lb, &cfg, 11);
   o.out_null = lb == NULL;
@@ -401,9 +354,9 @@ static outcome run_with_failure(const char *policy, long nth,
     }
     h2rpc__lb_free(lb);
   }
-  armed = 0;
-  o.allocs = allocs;
-  o.live = live;
+  failalloc_disarm();
+  o.allocs = failalloc_calls();
+  o.live = failalloc_live();
   return o;
 }
 

@@ -6,50 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "failalloc.h"
 #include "h2rpc/config.h"
 #include "resilience/policy.h"
-
-/* malloc/calloc/free interposition (-Wl,--wrap), armed only around parser
- * calls, since Check itself also allocates in this process. */
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t n, size_t size);
-void __real_free(void *p);
-void *__wrap_malloc(size_t n);
-void *__wrap_calloc(size_t n, size_t size);
-void __wrap_free(void *p);
-
-static int alloc_armed;
-static long alloc_calls;   /* allocations seen while armed */
-static long alloc_live;    /* allocated minus freed while armed */
-static long alloc_fail_at; /* fail the n-th armed allocation; 0: none */
-
-static int alloc_fails(void) {
-  return alloc_armed && ++alloc_calls == alloc_fail_at;
-}
-
-void *__wrap_malloc(size_t n) {
-  if (alloc_fails())
-    return NULL;
-  void *p = __real_malloc(n);
-  if (alloc_armed && p != NULL)
-    alloc_live++;
-  return p;
-}
-
-void *__wrap_calloc(size_t n, size_t size) {
-  if (alloc_fails())
-    return NULL;
-  void *p = __real_calloc(n, size);
-  if (alloc_armed && p != NULL)
-    alloc_live++;
-  return p;
-}
-
-void __wrap_free(void *p) {
-  if (alloc_armed && p != NULL)
-    alloc_live--;
-  __real_free(p);
-}
 
 /* Configs are written with ' for readability; dq() turns them into JSON. */
 static char *dq(const char *s) {
@@ -1163,41 +1122,36 @@ START_TEST(every_failed_allocation_is_clean) {
   char *json = dq(full_config);
   size_t len = strlen(json);
   h2rpc_service_config *cfg = NULL;
-  alloc_calls = alloc_live = alloc_fail_at = 0;
-  alloc_armed = 1;
+  failalloc_arm(0);
   h2rpc_code code = h2rpc_service_config_parse(&cfg, json, len, NULL);
   h2rpc_service_config_free(cfg);
-  alloc_armed = 0;
+  failalloc_disarm();
   ck_assert_int_eq(code, H2RPC_OK);
-  ck_assert_int_eq(alloc_live, 0);
-  long total = alloc_calls;
+  ck_assert_int_eq(failalloc_live(), 0);
+  long total = failalloc_calls();
   ck_assert_int_gt(total, 2);
   for (long n = 1; n <= total; n++) {
     h2rpc_status st;
     h2rpc_status_init(&st);
     h2rpc_service_config *sentinel = (h2rpc_service_config *)&sentinel;
     cfg = sentinel;
-    alloc_calls = alloc_live = 0;
-    alloc_fail_at = n;
-    alloc_armed = 1;
+    failalloc_arm(n);
     code = h2rpc_service_config_parse(&cfg, json, len, &st);
     h2rpc_status_reset(&st); /* frees the message inside the armed window */
-    alloc_armed = 0;
+    failalloc_disarm();
     ck_assert_int_eq(code, H2RPC_RESOURCE_EXHAUSTED);
     ck_assert_ptr_eq(cfg, sentinel);
-    ck_assert_int_eq(alloc_live, 0);
+    ck_assert_int_eq(failalloc_live(), 0);
     /* And the message says so. */
-    alloc_calls = 0;
-    alloc_armed = 1;
+    failalloc_arm(n);
     code = h2rpc_service_config_parse(&cfg, json, len, &st);
-    alloc_armed = 0;
+    failalloc_disarm();
     ck_assert_int_eq(code, H2RPC_RESOURCE_EXHAUSTED);
     ck_assert_ptr_nonnull(st.message);
     ck_assert_msg(strstr(st.message, "out of memory") != NULL, "%s",
                   st.message);
     h2rpc_status_reset(&st);
   }
-  alloc_fail_at = 0;
   free(json);
 }
 END_TEST
