@@ -27,8 +27,10 @@
 #include "core/ctx.h"
 #include "core/log.h"
 #include "core/pb.h"
+#include "h2rpc/interceptor.h"
 #include "h2rpc/server.h"
 #include "h2rpc/stream.h"
+#include "server/fault.h"
 #include "server/health.h"
 #include "transport/addr.h"
 #include "transport/conn.h"
@@ -95,6 +97,12 @@ struct h2rpc_server {
   nghttp2_session_callbacks *callbacks;
   handler_pool pool; /* used when opts.handler_threads > 0 */
   h2rpc__health health;
+  /* Interceptors, in the order added; read-only once started. */
+  h2rpc_server_interceptor *interceptors;
+  size_t interceptor_count;
+  /* Fault injectors created on this server (freed with it). */
+  h2rpc_fault_injector **injectors;
+  size_t injector_count;
   /* Announcements to registries, stopped (deregistered) first on stop. */
   pthread_mutex_t announce_mu;
   h2rpc_announcement **announcements;
@@ -181,6 +189,17 @@ struct h2rpc_server_call {
   h2rpc__pipe pipe;
   int headers_sent;
   int bad_message; /* recv met a message it could not parse */
+  /* Interceptors. intercepted: their on_call hooks ran, so their on_done
+   * hooks run when the call is freed. delay_ns: what on_call asked for
+   * (0 none, < 0 hold until deadline or cancel). final_code: the status the
+   * client was sent, once responded. */
+  int intercepted;
+  int64_t start_ns;
+  int64_t delay_ns;
+  ev_timer delay_timer;
+  int delay_armed;
+  int reset;
+  h2rpc_code final_code;
 };
 
 /* ---------------------------------------------------------------- helpers */
@@ -244,6 +263,7 @@ static void respond(h2rpc_server_call *call, int http_status) {
   if (call->responded)
     return;
   call->responded = 1;
+  call->final_code = call->status.code;
   if (call->is_stream && call->headers_sent) {
     /* HEADERS and messages are out; the data provider ends with trailers. */
     nghttp2_session_resume_data(call->sc->conn.session, call->stream_id);
@@ -375,6 +395,7 @@ static void fail_call(h2rpc_server_call *call, h2rpc_code code, const char *fmt,
     h2rpc_status_setv(&abort_status, code, fmt, ap);
     va_end(ap);
     call->responded = 1;
+    call->final_code = code;
     h2rpc__ctx_end(&call->ctx, H2RPC_CANCELLED);
     if (call->is_stream)
       h2rpc__pipe_end(&call->pipe, code);
@@ -505,6 +526,51 @@ static void *pool_main(void *arg) {
   return NULL;
 }
 
+static void on_delay_end(struct ev_loop *ev, ev_timer *w, int revents);
+
+/*
+ * Runs the interceptors' on_call hooks. Returns 1 when the handler may start
+ * now, 0 when an interceptor ended, reset or delayed the call.
+ */
+static int intercept(h2rpc_server_call *call) {
+  const h2rpc_server *srv = call->w->srv;
+  call->intercepted = 1;
+  for (size_t i = 0; i < srv->interceptor_count; i++) {
+    const h2rpc_server_interceptor *ic = &srv->interceptors[i];
+    if (ic->on_call == NULL)
+      continue;
+    h2rpc_code rc = ic->on_call(call, ic->user_data);
+    if (call->reset) {
+      call->responded = 1;
+      nghttp2_submit_rst_stream(call->sc->conn.session, NGHTTP2_FLAG_NONE,
+                                call->stream_id, NGHTTP2_INTERNAL_ERROR);
+      h2rpc__conn_kick(&call->sc->conn);
+      return 0;
+    }
+    if (rc != H2RPC_OK) {
+      if (rc < H2RPC_OK || rc > H2RPC_CODE_MAX)
+        h2rpc_status_set(&call->status, H2RPC_UNKNOWN,
+                         "interceptor returned an invalid status code %d",
+                         (int)rc);
+      else if (rc != call->status.code)
+        h2rpc_status_set(&call->status, rc, "refused by an interceptor");
+      respond(call, 200);
+      return 0;
+    }
+  }
+  if (call->delay_ns < 0)
+    return 0; /* held: the deadline or a cancel ends it */
+  if (call->delay_ns > 0) {
+    ev_timer_init(&call->delay_timer, on_delay_end,
+                  (double)call->delay_ns / 1e9, 0.);
+    call->delay_timer.data = call;
+    ev_timer_start(call->w->ev, &call->delay_timer);
+    call->delay_armed = 1;
+    return 0;
+  }
+  return 1;
+}
+
 static void run_handler(h2rpc_server_call *call) {
   h2rpc_code ended = h2rpc_ctx_err(&call->ctx);
   if (ended != H2RPC_OK) {
@@ -512,6 +578,9 @@ static void run_handler(h2rpc_server_call *call) {
               ended == H2RPC_CANCELLED ? "cancelled" : "deadline exceeded");
     return;
   }
+  if (!call->intercepted && call->w->srv->interceptor_count > 0 &&
+      !intercept(call))
+    return;
   handler_pool *pool = &call->w->srv->pool;
   if (!call->is_stream &&
       (pool->thread_count == 0 || call->w->srv->opts.unary_on_loop)) {
@@ -530,6 +599,16 @@ static void run_handler(h2rpc_server_call *call) {
   pool->tail = call;
   pthread_cond_signal(&pool->wake);
   pthread_mutex_unlock(&pool->lock);
+}
+
+/* A delay asked for by an interceptor is over: the handler starts now. */
+static void on_delay_end(struct ev_loop *ev, ev_timer *w, int revents) {
+  h2rpc_server_call *call = w->data;
+  (void)ev;
+  (void)revents;
+  call->delay_armed = 0;
+  if (!call->responded)
+    run_handler(call);
 }
 
 static h2rpc_code on_request_message(void *user_data, int compressed,
@@ -670,6 +749,8 @@ static void on_request_headers(h2rpc_server_call *call) {
     return;
   }
   call->entry = e;
+  if (srv->interceptor_count > 0)
+    call->start_ns = h2rpc_now_ns();
   int64_t deadline = H2RPC_NO_DEADLINE;
   if (call->timeout_ns >= 0) {
     int64_t now = h2rpc_now_ns();
@@ -716,11 +797,25 @@ static void release_call(h2rpc_server_call *call) {
     ev_timer_stop(call->w->ev, &call->deadline_timer);
     call->timer_armed = 0;
   }
+  if (call->delay_armed) {
+    ev_timer_stop(call->w->ev, &call->delay_timer);
+    call->delay_armed = 0;
+  }
   if (!call->in_pool)
     free_call(call);
 }
 
 static void free_call(h2rpc_server_call *call) {
+  if (call->intercepted) {
+    const h2rpc_server *srv = call->w->srv;
+    h2rpc_code code =
+        call->responded && !call->reset ? call->final_code : H2RPC_CANCELLED;
+    int64_t elapsed = h2rpc_now_ns() - call->start_ns;
+    for (size_t i = 0; i < srv->interceptor_count; i++)
+      if (srv->interceptors[i].on_done != NULL)
+        srv->interceptors[i].on_done(call, code, elapsed,
+                                     srv->interceptors[i].user_data);
+  }
   if (call->is_stream)
     h2rpc__pipe_destroy(&call->pipe);
   if (call->request != NULL) {
@@ -1245,6 +1340,53 @@ h2rpc_code h2rpc_server_register_stream(h2rpc_server *srv,
   return add_method(srv, method, NULL, handler, user_data);
 }
 
+h2rpc_code h2rpc_server_add_interceptor(h2rpc_server *srv,
+                                        const h2rpc_server_interceptor *ic) {
+  if (srv->started)
+    return H2RPC_FAILED_PRECONDITION;
+  if (ic == NULL || (ic->on_call == NULL && ic->on_done == NULL))
+    return H2RPC_INVALID_ARGUMENT;
+  h2rpc_server_interceptor *grown =
+      realloc(srv->interceptors,
+              (srv->interceptor_count + 1) * sizeof(*srv->interceptors));
+  if (grown == NULL)
+    return H2RPC_RESOURCE_EXHAUSTED;
+  srv->interceptors = grown;
+  srv->interceptors[srv->interceptor_count++] = *ic;
+  return H2RPC_OK;
+}
+
+h2rpc_code h2rpc__server_adopt_injector(h2rpc_server *srv,
+                                        h2rpc_fault_injector *fi) {
+  h2rpc_fault_injector **grown = realloc(
+      srv->injectors, (srv->injector_count + 1) * sizeof(*srv->injectors));
+  if (grown == NULL)
+    return H2RPC_RESOURCE_EXHAUSTED;
+  srv->injectors = grown;
+  srv->injectors[srv->injector_count++] = fi;
+  return H2RPC_OK;
+}
+
+int h2rpc__server_started(const h2rpc_server *srv) {
+  return srv->started;
+}
+
+void h2rpc_server_call_delay(h2rpc_server_call *call, int64_t ms) {
+  if (call->delay_ns < 0)
+    return; /* already held for good */
+  if (ms < 0) {
+    call->delay_ns = -1;
+    return;
+  }
+  int64_t ns = ms > INT64_MAX / 1000000 ? INT64_MAX : ms * 1000000;
+  if (ns > call->delay_ns)
+    call->delay_ns = ns;
+}
+
+void h2rpc_server_call_reset(h2rpc_server_call *call) {
+  call->reset = 1;
+}
+
 static h2rpc_code worker_setup(h2rpc_server *srv, worker *w, int index) {
   char err[256];
   w->srv = srv;
@@ -1392,6 +1534,10 @@ void h2rpc_server_free(h2rpc_server *srv) {
   free(srv->methods);
   free(srv->announcements);
   pthread_mutex_destroy(&srv->announce_mu);
+  for (size_t i = 0; i < srv->injector_count; i++)
+    h2rpc__fault_injector_free(srv->injectors[i]);
+  free(srv->injectors);
+  free(srv->interceptors);
   h2rpc__health_destroy(&srv->health);
   nghttp2_session_callbacks_del(srv->callbacks);
   free(srv);

@@ -10,6 +10,7 @@
 #include "h2rpc/ctx.h"
 #include "h2rpc/discovery.h"
 #include "h2rpc/export.h"
+#include "h2rpc/interceptor.h"
 #include "h2rpc/metadata.h"
 #include "h2rpc/method.h"
 #include "h2rpc/pb.h"
