@@ -1,6 +1,7 @@
 /*
- * h2rpc: the command line for people operating h2rpc deployments. For now
- * one group of commands, against an h2rpc registry or etcd alike:
+ * h2rpc: the command line for people operating h2rpc deployments. Faults
+ * for chaos tests (`h2rpc fault`, cli_fault.c), and the registry commands,
+ * against an h2rpc registry or etcd alike:
  *
  *   h2rpc registry ls [SERVICE]
  *   h2rpc registry watch SERVICE
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "discovery/resolver.h"
 #include "flags.h"
 #include "h2rpc/h2rpc.h"
@@ -55,6 +57,9 @@ static const char usage_text[] =
     "until Ctrl-C\n"
     "  register SERVICE ID ADDRESS   add (or replace) an instance by hand\n"
     "  deregister SERVICE ID         remove an instance\n"
+    "\n"
+    "(and h2rpc fault set|clear|get --target=HOST:PORT: a server's injected "
+    "faults;\n h2rpc fault --help)\n"
     "\n"
     "flags:\n"
     "  --registry=URL     registry://HOST:PORT (h2rpc-registry) or "
@@ -391,6 +396,8 @@ static int cmd_watch(const scheme *sc, const char *authority, const args *a) {
 /* ---------------------------------------------------------------- main */
 
 int main(int argc, char **argv) {
+  if (argc >= 2 && strcmp(argv[1], "fault") == 0)
+    return h2rpc__cli_fault(argc - 1, argv + 1);
   args a;
   memset(&a, 0, sizeof(a));
   int rc = parse_args(argc, argv, &a);

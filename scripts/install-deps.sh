@@ -13,6 +13,7 @@ packages=(
   check
   python3-grpcio python3-grpc-tools python3-protobuf grpc-proto
   etcd-server etcd-client
+  gnuplot-nox
 )
 
 # `--bench` adds what `make bench` needs: h2load and the gRPC C++ reference.
