@@ -119,8 +119,9 @@ int main(int argc, char **argv) {
   }
 
   /* Ring rebuilds: the same 100 endpoints handed over again and again (the
-   * cost of one resolver update). 100 equal endpoints at the default
-   * min_ring_size get 16 points each (16 * 100 >= 1024): 1600 points. */
+   * cost of one resolver update). At the default sizes every unit of weight
+   * gets min_ring_size points, up to max_ring_size in all: 100 equal
+   * endpoints get 1024 each, 102400 points. */
   make_endpoints(100, 0, &r);
   h2rpc__lb *lb = make(&variants[3], 100);
   long rebuilds = 0;
@@ -132,8 +133,12 @@ int main(int argc, char **argv) {
     rebuilds += 16;
     elapsed = now_s() - start;
   } while (elapsed < duration);
-  printf("%-24s endpoints=100 rebuild_us=%.1f  (1600 points)\n",
-         "ring_hash rebuild", elapsed * 1e6 / (double)rebuilds);
+  uint64_t points = 100ull * H2RPC__LB_DEFAULT_MIN_RING_SIZE;
+  if (points > H2RPC__LB_DEFAULT_MAX_RING_SIZE)
+    points = H2RPC__LB_DEFAULT_MAX_RING_SIZE;
+  printf("%-24s endpoints=100 rebuild_us=%.1f  (%llu points)\n",
+         "ring_hash rebuild", elapsed * 1e6 / (double)rebuilds,
+         (unsigned long long)points);
   h2rpc__lb_free(lb);
   return sink == 42 ? 3 : 0; /* keeps the picks from being optimised out */
 }

@@ -41,11 +41,12 @@
  * exact in a double and indices within an int. */
 #define H2RPC__LB_MAX_ENDPOINTS (1u << 20)
 
-/* ring_hash: the defaults (gRPC's minimum; a 4096-entry maximum, which is
- * also gRPC's default ring size cap) and the largest max_ring_size accepted
+/* ring_hash: the defaults (gRPC's minimum, here points per unit of weight;
+ * a maximum of 2^17 entries, 2 MiB, so that 128 endpoints of weight 1 fit
+ * uncapped: ring_hash.c says why) and the largest max_ring_size accepted
  * (gRPC accepts 8M; 2^20 entries are 16 MiB, more than enough here). */
 #define H2RPC__LB_DEFAULT_MIN_RING_SIZE 1024u
-#define H2RPC__LB_DEFAULT_MAX_RING_SIZE 4096u
+#define H2RPC__LB_DEFAULT_MAX_RING_SIZE 131072u
 #define H2RPC__LB_RING_SIZE_LIMIT (1u << 20)
 
 /*
@@ -74,11 +75,13 @@ typedef struct h2rpc__lb_config {
   const char *policy;     /* "pick_first" | "round_robin" | "ring_hash" |
                              "p2c"; default "pick_first" (as gRPC's) */
   uint32_t min_ring_size; /* ring_hash: default 1024; 1..max_ring_size. The
-                             ring's floor: it gets min..2*min points, or one
-                             per weight unit if more, up to max (see
-                             ring_hash.c) */
-  uint32_t max_ring_size; /* ring_hash: default 4096; at most
-                             H2RPC__LB_RING_SIZE_LIMIT */
+                             points each unit of weight gets, whatever the
+                             endpoint count: the ring holds min_ring_size *
+                             total weight points (so at least min_ring_size),
+                             up to max (see ring_hash.c) */
+  uint32_t max_ring_size; /* ring_hash: default 131072; at most
+                             H2RPC__LB_RING_SIZE_LIMIT. Caps the ring (16
+                             bytes a point); a capped ring is scaled down */
   double bounded_load;    /* ring_hash: c >= 1 enables consistent hashing with
                              bounded loads (no endpoint takes more than
                              ceil(c * mean) calls); 0 (default) turns it off */
@@ -112,9 +115,9 @@ H2RPC_MUST_CHECK int h2rpc__lb_new(h2rpc__lb **out, const h2rpc__lb_config *cfg,
  * Hands the balancer a new endpoint list (membership or weights changed).
  * `eps` is borrowed until the next update or h2rpc__lb_free(); n may be 0
  * (eps may then be NULL). The policy rebuilds its state: ring_hash builds its
- * ring (allocation bounded by max_ring_size entries), round_robin restarts at
- * a random position. A pure readiness or load change needs no update.
- * Returns 0, or:
+ * ring (at most max_ring_size entries, twice that while they are sorted),
+ * round_robin restarts at a random position. A pure readiness or load change
+ * needs no update. Returns 0, or:
  *   -H2RPC_INVALID_ARGUMENT    n > H2RPC__LB_MAX_ENDPOINTS, eps NULL with
  *                              n > 0, a NULL key or a weight of 0;
  *   -H2RPC_RESOURCE_EXHAUSTED  out of memory.

@@ -75,7 +75,7 @@ START_TEST(config_defaults) {
   h2rpc__lb_config_init(&c);
   ck_assert_str_eq(c.policy, "pick_first");
   ck_assert_uint_eq(c.min_ring_size, 1024);
-  ck_assert_uint_eq(c.max_ring_size, 4096);
+  ck_assert_uint_eq(c.max_ring_size, 131072);
   ck_assert(c.bounded_load == 0);
   ck_assert_int_eq(c.p2c_by_latency, 0);
 }

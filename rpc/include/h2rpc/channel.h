@@ -83,9 +83,11 @@ typedef struct h2rpc_channel_options {
   /* Balancing: "pick_first" (the default), "round_robin", "ring_hash" or
    * "p2c". A service config's loadBalancingConfig overrides it. */
   const char *lb_policy;
-  /* ring_hash: ring size bounds (0: 1024 and 4096), bounded-load factor c
-   * (> 1 enables it; 0 off), and the request metadata key whose value is the
-   * call's hash key when h2rpc_call_info.hash_key is NULL. */
+  /* ring_hash: ring size bounds (0: 1024 and 131072; each unit of endpoint
+   * weight gets ring_min_size points, and ring_max_size caps the ring, see
+   * docs/balancing.md), bounded-load factor c (> 1 enables it; 0 off), and
+   * the request metadata key whose value is the call's hash key when
+   * h2rpc_call_info.hash_key is NULL. */
   uint32_t ring_min_size, ring_max_size;
   double ring_bounded_load;
   const char *hash_header;
