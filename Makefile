@@ -18,6 +18,8 @@ build: deps
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
+# The microservices demo (docs/microservices.md): registry, six services,
+# a replica killed and a dependency failing; a summary and a plot.
 demo: build
 	bash scripts/demo.sh $(BUILD)
 
