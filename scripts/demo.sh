@@ -87,8 +87,9 @@ load_pid=$!
 pids+=("$load_pid")
 
 # The script of faults, in fractions of the run (plus shop_load's 1 s
-# warm-up): catalog-2 dies at 20% and returns at 45%; pricing-1 fails every
-# call from 60% to 80%.
+# warm-up): catalog-2 dies at 20% and returns at 40%; pricing-1 fails every
+# call from 55% to 70%. The last 30% leave the breaker time to close: at
+# 20 s, 6 s, more than its longest open interval (4 s + 20% jitter).
 at() { sleep "$(calc "1 + $1 * $seconds - ($(date +%s.%N) - $t_load)")"; }
 t_load=$(date +%s.%N)
 # Each event is logged just before it happens, so nothing that it causes
@@ -97,15 +98,15 @@ at 0.20
 event "kill -9 catalog-2"
 kill -KILL "${pid_of[catalog-2]}"
 wait "${pid_of[catalog-2]}" 2>/dev/null || true
-at 0.45
+at 0.40
 event "catalog-2 back"
 backend catalog catalog-2
 say "catalog-2 serving again on port ${port_of[catalog-2]}"
-at 0.60
+at 0.55
 event "fault on: pricing-1 fails every call (UNAVAILABLE)"
 "$cli" fault set --target="127.0.0.1:${port_of[pricing-1]}" \
   --method=/shop.v1.Pricing/ --error_rate=1 --code=UNAVAILABLE
-at 0.80
+at 0.70
 event "fault off: pricing-1 healthy again"
 "$cli" fault clear --target="127.0.0.1:${port_of[pricing-1]}"
 
