@@ -396,8 +396,12 @@ static h2rpc_code watch_loop(registry *r, h2rpc_server_stream *stream,
       continue;
     }
     reg_watch_batch b;
-    rc = reg_store_watch_read(r->store, req->service, pos, WATCH_BATCH, &b, why,
-                              sizeof(why));
+    /* After the first read, pos is where the watcher stands, even when
+     * that is revision 0 (a snapshot of the empty registry). */
+    rc = first ? reg_store_watch_read(r->store, req->service, pos, WATCH_BATCH,
+                                      &b, why, sizeof(why))
+               : reg_store_watch_next(r->store, req->service, pos, WATCH_BATCH,
+                                      &b, why, sizeof(why));
     if (rc != H2RPC_OK) {
       rc = h2rpc_server_call_fail(call, rc, "%s", why);
       break;
