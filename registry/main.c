@@ -1,6 +1,6 @@
 /*
  * h2rpc-registry: the h2rpc service registry (h2rpc.registry.v1.Registry,
- * served over h2rpc itself). See docs/registry.md.
+ * served over h2rpc itself). See docs/discovery.md.
  *
  *   h2rpc-registry --data-dir=DIR [--listen=127.0.0.1:7070]
  *                  [--grace_ms=10000] [--snapshot_every=10000]
