@@ -1,6 +1,6 @@
 /*
  * h2rpc-registry: the h2rpc service registry (h2rpc.registry.v1.Registry,
- * served over h2rpc itself). See docs/registry.md.
+ * served over h2rpc itself). See docs/discovery.md.
  *
  *   h2rpc-registry --data-dir=DIR [--listen=127.0.0.1:7070]
  *                  [--grace_ms=10000] [--snapshot_every=10000]
@@ -396,8 +396,12 @@ static h2rpc_code watch_loop(registry *r, h2rpc_server_stream *stream,
       continue;
     }
     reg_watch_batch b;
-    rc = reg_store_watch_read(r->store, req->service, pos, WATCH_BATCH, &b, why,
-                              sizeof(why));
+    /* After the first read, pos is where the watcher stands, even when
+     * that is revision 0 (a snapshot of the empty registry). */
+    rc = first ? reg_store_watch_read(r->store, req->service, pos, WATCH_BATCH,
+                                      &b, why, sizeof(why))
+               : reg_store_watch_next(r->store, req->service, pos, WATCH_BATCH,
+                                      &b, why, sizeof(why));
     if (rc != H2RPC_OK) {
       rc = h2rpc_server_call_fail(call, rc, "%s", why);
       break;

@@ -755,10 +755,12 @@ static int service_matches(const char *service, const reg_instance *in) {
          strcmp(service, in->service) == 0;
 }
 
-h2rpc_code reg_store_watch_read(const reg_store *s, const char *service,
-                                int64_t after, size_t max_events,
-                                reg_watch_batch *b, char *why,
-                                size_t why_size) {
+/* reg_store_watch_read and reg_store_watch_next: initial says whether
+ * after == 0 asks for the initial snapshot (a new watcher) or is where a
+ * watcher stands after a snapshot of the empty registry at revision 0. */
+static h2rpc_code watch_read(const reg_store *s, const char *service,
+                             int64_t after, int initial, size_t max_events,
+                             reg_watch_batch *b, char *why, size_t why_size) {
   memset(b, 0, sizeof(*b));
   if (max_events == 0)
     max_events = 1;
@@ -777,7 +779,7 @@ h2rpc_code reg_store_watch_read(const reg_store *s, const char *service,
   }
   /* The oldest position from which every later event is still kept. */
   int64_t oldest = s->ring_count > 0 ? s->hist_first - 1 : s->revision;
-  if (after == 0 || after < oldest) {
+  if ((after == 0 && initial) || after < oldest) {
     size_t end, begin = service_range(s, service, &end);
     b->snapshot = 1;
     b->resync = after != 0;
@@ -822,4 +824,18 @@ oom:
   reg_watch_batch_reset(b);
   snprintf(why, why_size, "out of memory");
   return H2RPC_RESOURCE_EXHAUSTED;
+}
+
+h2rpc_code reg_store_watch_read(const reg_store *s, const char *service,
+                                int64_t after, size_t max_events,
+                                reg_watch_batch *b, char *why,
+                                size_t why_size) {
+  return watch_read(s, service, after, 1, max_events, b, why, why_size);
+}
+
+h2rpc_code reg_store_watch_next(const reg_store *s, const char *service,
+                                int64_t after, size_t max_events,
+                                reg_watch_batch *b, char *why,
+                                size_t why_size) {
+  return watch_read(s, service, after, 0, max_events, b, why, why_size);
 }

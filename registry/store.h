@@ -231,4 +231,15 @@ h2rpc_code reg_store_watch_read(const reg_store *s, const char *service,
                                 int64_t after, size_t max_events,
                                 reg_watch_batch *b, char *why, size_t why_size);
 
+/*
+ * The same for a watcher that has already read at least once and stands
+ * at `after`: only where events after `after` are gone from the history is
+ * the answer a snapshot; after == 0 is then the position reached by a
+ * snapshot of the empty registry, and what follows is its events.
+ * Returns as reg_store_watch_read.
+ */
+h2rpc_code reg_store_watch_next(const reg_store *s, const char *service,
+                                int64_t after, size_t max_events,
+                                reg_watch_batch *b, char *why, size_t why_size);
+
 #endif

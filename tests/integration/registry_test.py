@@ -17,7 +17,12 @@ Cases (each a ctest test of its own):
            now, a PROGRESS; the watcher limit answers RESOURCE_EXHAUSTED.
   badinput each malformed request gets its status and message, and the
            registry keeps answering with its state unharmed.
-  cli      the CLI's commands, messages and exit codes.
+  grpcio   a stock grpcio client (stubs from grpc_tools) calls Register,
+           Resolve, KeepAlive, Deregister and Watch, checked field by field.
+  cli      the CLI's commands, messages and exit codes against
+           h2rpc-registry, with a watch that sees each change live.
+  cli_etcd the same assertions against a real etcd the test starts
+           (skipped, exit 77, without /usr/bin/etcd and etcdctl).
 
 Clients are grpcio stubs generated from the registry's proto at run time, so
 the tests also show a stock gRPC client speaking to the h2rpc server. Every
@@ -59,10 +64,11 @@ def require(ok, what):
 class Proc:
     """A child process whose stdout lines arrive in a queue."""
 
-    def __init__(self, args, name):
+    def __init__(self, args, name, preexec_fn=None):
         self.name = name
         self.p = subprocess.Popen(args, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True)
+                                  stderr=subprocess.PIPE, text=True,
+                                  preexec_fn=preexec_fn)
         PROCS.append(self)
         self.lines = queue.Queue()
         self.err = []
@@ -603,10 +609,11 @@ def cli(*args, env=None, timeout=15):
                           timeout=timeout, env=env)
 
 
-def case_cli():
-    data = os.path.join(TMP, "cli")
-    reg, port = start_registry(data)
-    url = f"registry://127.0.0.1:{port}"
+def cli_session(url, bad_service, stop_backend):
+    """The CLI's commands, messages and exit codes against one backend at
+    url (registry:// or etcd://): the same assertions for both. A watch
+    runs throughout and must see each change live; stop_backend() takes
+    the backend away for the last checks."""
     r = cli("--help")
     check(r.returncode == 0 and "h2rpc registry <command>" in r.stdout,
           "--help prints usage, exit 0")
@@ -630,52 +637,236 @@ def case_cli():
     check(r.returncode == 2 and "--weight" in r.stderr, "bad --weight: exit 2")
     r = cli("registry", "ls", "--weight=3", f"--registry={url}")
     check(r.returncode == 2, "--weight on ls: exit 2")
+
+    watcher = Proc([ARGS.cli, "registry", "watch", "cli.svc",
+                    f"--registry={url}"], "watch")
+    require(watcher.wait_line(r"^# cli\.svc: 0 instance", 10) is not None,
+            "watch starts with the (empty) list")
     r = cli("registry", "register", "cli.svc", "i1", "127.0.0.1:5001",
             "--weight=5", "--zone=eu", "--version", "v2", f"--registry={url}")
     check(r.returncode == 0 and "registered cli.svc/i1" in r.stdout,
           f"register: exit 0 ({r.stderr.strip()})")
+    check(watcher.wait_line(r"^\+ cli\.svc i1 127\.0\.0\.1:5001 weight=5 "
+                            r"zone=eu version=v2$", 5) is not None,
+          "watch sees i1 arrive, live")
     r = cli("registry", "register", "cli.svc", "i2", "127.0.0.1:5002",
             "--ttl_ms=60000", f"--registry={url}")
     check(r.returncode == 0 and "nothing renews" in r.stderr,
           "register with a lease warns that nothing renews it")
+    check(watcher.wait_line(r"^\+ cli\.svc i2 127\.0\.0\.1:5002 ", 5)
+          is not None, "watch sees i2 arrive")
     env["H2RPC_REGISTRY"] = url
     r = cli("registry", "ls", "cli.svc", env=env)
     rows = [l.split() for l in r.stdout.splitlines()[1:]]
     check(r.returncode == 0 and
           ["cli.svc", "i1", "127.0.0.1:5001", "5", "eu", "v2", "-"] in rows and
-          any(x[:2] == ["cli.svc", "i2"] and x[6].endswith("ms")
-              for x in rows) and "2 instance(s)" in r.stderr,
+          any(x[:2] == ["cli.svc", "i2"] and x[6].endswith("ms") and
+              0 < int(x[6][:-2]) <= 60000 for x in rows) and
+          len(rows) == 2 and "2 instance(s)" in r.stderr,
           f"ls (H2RPC_REGISTRY) lists both: {rows}")
+    r = cli("registry", "register", "cli.svc", "i1", "127.0.0.1:5011",
+            "--weight=5", "--zone=eu", "--version=v2", env=env)
+    check(r.returncode == 0 and
+          watcher.wait_line(r"^~ cli\.svc i1 127\.0\.0\.1:5011 ", 5)
+          is not None, "register again replaces i1; watch shows the change")
     r = cli("registry", "register", "cli.svc", "i3", "nohost", env=env)
     check(r.returncode == 1 and "INVALID_ARGUMENT" in r.stderr and
-          "malformed" in r.stderr, f"refused register: exit 1 "
+          "nohost" in r.stderr, f"refused register: exit 1 "
           f"({r.stderr.strip()})")
     r = cli("registry", "deregister", "cli.svc", "i1", env=env)
-    check(r.returncode == 0, "deregister: exit 0")
+    check(r.returncode == 0 and "deregistered cli.svc/i1" in r.stdout,
+          "deregister: exit 0")
+    check(watcher.wait_line(r"^- cli\.svc i1 127\.0\.0\.1:5011 ", 5)
+          is not None, "watch sees i1 leave, live")
     r = cli("registry", "deregister", "cli.svc", "i1", env=env)
-    check(r.returncode == 1 and "NOT_FOUND" in r.stderr,
-          "deregister of a missing instance: exit 1, NOT_FOUND")
+    check(r.returncode == 1 and "NOT_FOUND" in r.stderr and "'i1'" in r.stderr,
+          f"deregister of a missing instance: exit 1 ({r.stderr.strip()})")
+    r = cli("registry", "register", "other.svc", "o1", "127.0.0.1:5100",
+            env=env)
+    check(r.returncode == 0, "register in a second service")
     r = cli("registry", "ls", env=env)
-    check(r.returncode == 0 and len(r.stdout.splitlines()) == 2,
-          "ls of every service")
-    r = cli("registry", "watch", "bad name", env=env)
+    rows = [l.split()[:2] for l in r.stdout.splitlines()[1:]]
+    check(r.returncode == 0 and rows == [["cli.svc", "i2"],
+                                          ["other.svc", "o1"]],
+          f"ls of every service: {rows}")
+    r = cli("registry", "ls", "cli.svc", env=env)
+    check(r.returncode == 0 and len(r.stdout.splitlines()) == 2 and
+          "i1" not in r.stdout, "ls no longer shows i1")
+    r = cli("registry", "watch", bad_service, env=env)
     check(r.returncode == 2 and "INVALID_ARGUMENT" in r.stderr,
-          "watch of a bad service name: exit 2")
-    reg.signal(signal.SIGTERM)
-    reg.wait()
+          f"watch of a bad service name: exit 2 ({r.stderr.strip()})")
+    check(watcher.p.poll() is None, "watch still running")
+    watcher.signal(signal.SIGINT)
+    check(watcher.wait() == 0, "watch exits 0 on Ctrl-C")
+    check(watcher.wait_line(r"^[-+~] ", 0.2) is None,
+          "watch printed no change beyond the ones made")
+    stop_backend()
     t = time.monotonic()
-    r = cli("registry", "ls", env=env)
+    r = cli("registry", "ls", "--timeout_ms=2000", env=env)
     check(r.returncode == 1 and "UNAVAILABLE" in r.stderr and
           time.monotonic() - t < 5,
-          f"unreachable registry: exit 1 ({r.stderr.strip()})")
-    r = cli("registry", "ls", f"--registry=etcd://127.0.0.1:{port}",
-            "--timeout_ms=2000")
-    check(r.returncode in (1, 2), f"etcd:// is dispatched ({r.returncode}: "
-          f"{r.stderr.strip()[:100]})")
+          f"unreachable backend: exit 1 ({r.stderr.strip()})")
+
+
+def case_cli():
+    data = os.path.join(TMP, "cli")
+    reg, port = start_registry(data)
+
+    def stop():
+        reg.signal(signal.SIGTERM)
+        reg.wait()
+    cli_session(f"registry://127.0.0.1:{port}", "bad name", stop)
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_etcd():
+    """A one-member etcd on 127.0.0.1 with OS-chosen ports and a temporary
+    data directory; returns its Proc and client port once it answers."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def die_with_parent():
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    cport, pport = free_port(), free_port()
+    client, peer = f"http://127.0.0.1:{cport}", f"http://127.0.0.1:{pport}"
+    args = [ETCD, "--name", "t", "--data-dir", os.path.join(TMP, "etcd"),
+            "--listen-client-urls", client, "--advertise-client-urls", client,
+            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+            "--initial-cluster", f"t={peer}", "--heartbeat-interval", "50",
+            "--election-timeout", "500", "--log-level", "warn"]
+    p = Proc(args, "etcd", preexec_fn=die_with_parent)
+    env = dict(os.environ, ETCDCTL_API="3")
+
+    def healthy():
+        r = subprocess.run([ETCDCTL, f"--endpoints=127.0.0.1:{cport}",
+                            "--command-timeout=1s", "endpoint", "health"],
+                           capture_output=True, env=env, timeout=10)
+        return r.returncode == 0 or p.p.poll() is not None
+    wait_until(healthy, 20, "etcd to answer")
+    require(p.p.poll() is None, "etcd started")
+    return p, cport
+
+
+def case_cli_etcd():
+    etcd, port = start_etcd()
+
+    def stop():
+        etcd.signal(signal.SIGTERM)
+        etcd.wait()
+    # etcd keys may hold a space; '/' is what its key layout refuses.
+    cli_session(f"etcd://127.0.0.1:{port}", "a/b", stop)
+
+
+def case_grpcio():
+    """A stock grpcio client, its stubs generated by grpc_tools from
+    registry.proto at run time, calls every method of h2rpc-registry and
+    checks each answer field by field."""
+    data = os.path.join(TMP, "grpcio")
+    reg, port = start_registry(data)
+    ch = grpc.insecure_channel(f"127.0.0.1:{port}")
+    grpc.channel_ready_future(ch).result(timeout=5)
+    s = pb_grpc.RegistryStub(ch)
+    svc = "interop.Echo"
+
+    # Watch from 0 first: an empty SNAPSHOT, then every change live.
+    w = Watch(s, svc)
+    ev = w.next()
+    require(ev is not None and ev.type == pb.WatchEvent.SNAPSHOT and
+            ev.reason == "initial" and len(ev.instances) == 0 and
+            ev.revision == 0, f"Watch: initial empty snapshot ({ev})")
+
+    # Register with a lease, labels and every field; with_call gives the
+    # trailing metadata too: a complete gRPC exchange.
+    req = pb.RegisterRequest(instance=pb.Instance(
+        service=svc, id="e1", address="127.0.0.1:6001", weight=7,
+        zone="eu-1", version="1.2.3",
+        labels=[pb.Label(key="role", value="primary"),
+                pb.Label(key="dc/rack", value="r 12")]), ttl_ms=30000)
+    resp, call = s.Register.with_call(req, timeout=5,
+                                      metadata=[("x-test", "grpcio")])
+    check(call.code() == grpc.StatusCode.OK and resp.revision == 1 and
+          resp.lease_id == 1 and resp.ttl_ms == 30000,
+          f"Register: lease {resp.lease_id}, revision {resp.revision}, "
+          f"ttl {resp.ttl_ms}")
+    ev = w.next()
+    check(ev is not None and ev.type == pb.WatchEvent.PUT and
+          ev.revision == 1 and ev.instance.id == "e1" and
+          ev.instance.address == "127.0.0.1:6001" and
+          ev.instance.lease_id == 1,
+          f"Watch: the first change on an empty registry is a PUT ({ev})")
+    perm = s.Register(pb.RegisterRequest(instance=pb.Instance(
+        service=svc, id="e2", address="[::1]:6002"), permanent=True),
+        timeout=5)
+    check(perm.lease_id == 0 and perm.revision == 2,
+          "Register permanent: no lease, revision 2")
+    ev = w.next()
+    check(ev is not None and ev.type == pb.WatchEvent.PUT and
+          ev.instance.id == "e2" and ev.revision == 2, "Watch: PUT e2 live")
+
+    r = s.Resolve(pb.ResolveRequest(service=svc), timeout=5)
+    got = {i.id: i for i in r.instances}
+    e1 = got.get("e1")
+    check(r.revision == 2 and sorted(got) == ["e1", "e2"] and
+          e1 is not None and e1.weight == 7 and e1.zone == "eu-1" and
+          e1.version == "1.2.3" and
+          [(l.key, l.value) for l in e1.labels] ==
+          [("role", "primary"), ("dc/rack", "r 12")] and
+          e1.lease_id == 1 and e1.ttl_ms == 30000 and
+          0 < e1.lease_remaining_ms <= 30000 and e1.create_revision == 1 and
+          e1.mod_revision == 1 and got["e2"].lease_id == 0 and
+          got["e2"].address == "[::1]:6002",
+          "Resolve: both instances with every field")
+    r = s.Resolve(pb.ResolveRequest(service=""), timeout=5)
+    check([i.id for i in r.instances] == ["e1", "e2"],
+          "Resolve of every service")
+
+    k = s.KeepAlive(pb.KeepAliveRequest(lease_id=1), timeout=5)
+    check(k.ttl_ms == 30000 and k.revision == 2,
+          "KeepAlive: the lease runs its full TTL again")
+    d = s.Deregister(pb.DeregisterRequest(service=svc, id="e1"), timeout=5)
+    check(d.revision == 3, "Deregister: revision 3")
+    ev = w.next()
+    check(ev is not None and ev.type == pb.WatchEvent.DELETE and
+          ev.revision == 3 and ev.reason == "deregistered" and
+          ev.instance.address == "127.0.0.1:6001", "Watch: DELETE e1 live")
+    code, details = code_of(lambda: s.KeepAlive(
+        pb.KeepAliveRequest(lease_id=1), timeout=5))
+    check(code == grpc.StatusCode.NOT_FOUND and "lease 1 not found" in details,
+          f"KeepAlive of the deregistered lease: {code.name} '{details}'")
+    w.cancel()
+
+    # Resume from revision 1: exactly what came after, then live.
+    w = Watch(s, svc, from_revision=1)
+    evs = read_events(w, 2)
+    check([(e.type, e.instance.id, e.revision) for e in evs] ==
+          [(pb.WatchEvent.PUT, "e2", 2), (pb.WatchEvent.DELETE, "e1", 3)],
+          "Watch resumed from revision 1 gets revisions 2 and 3")
+    w.cancel()
+    # The future aio API of grpcio too: one call, so both stacks are shown.
+    import asyncio
+
+    async def aio_resolve():
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ach:
+            return await pb_grpc.RegistryStub(ach).Resolve(
+                pb.ResolveRequest(service=svc), timeout=5)
+    r = asyncio.run(aio_resolve())
+    check([i.id for i in r.instances] == ["e2"] and r.revision == 3,
+          "grpc.aio Resolve")
+    ch.close()
+    reg.signal(signal.SIGTERM)
+    check(reg.wait() == 0, "registry exits 0")
 
 
 CASES = {"crash": case_crash, "lease": case_lease, "resume": case_resume,
-         "badinput": case_badinput, "cli": case_cli}
+         "badinput": case_badinput, "cli": case_cli,
+         "cli_etcd": case_cli_etcd, "grpcio": case_grpcio}
+ETCD, ETCDCTL = "/usr/bin/etcd", "/usr/bin/etcdctl"
 
 
 def main():
@@ -687,6 +878,10 @@ def main():
     ap.add_argument("--announce", required=True)
     ap.add_argument("--idl", required=True)
     ARGS = ap.parse_args()
+    if ARGS.case == "cli_etcd" and not (os.access(ETCD, os.X_OK) and
+                                        os.access(ETCDCTL, os.X_OK)):
+        print(f"SKIP: {ETCD} or {ETCDCTL} not installed")
+        sys.exit(77)
     try:
         load_stubs()
         CASES[ARGS.case]()

@@ -399,6 +399,52 @@ START_TEST(test_watch_from_zero_is_snapshot) {
 }
 END_TEST
 
+/*
+ * Regression: a watcher that started on an empty registry stands at
+ * revision 0 after its (empty) initial snapshot; the first registration
+ * must reach it as a PUT event, not as a second "initial" snapshot (a
+ * stock gRPC client saw SNAPSHOT, SNAPSHOT instead of SNAPSHOT, PUT).
+ */
+START_TEST(test_watch_next_after_empty_snapshot) {
+  reg_store *s = new_store(0, 0);
+  reg_watch_batch b;
+  char why[256];
+  ck_assert_int_eq(reg_store_watch_read(s, "svc", 0, 10, &b, why, 256),
+                   H2RPC_OK);
+  ck_assert(b.snapshot);
+  ck_assert_int_eq(b.revision, 0);
+  reg_watch_batch_reset(&b);
+  /* Nothing new yet: an empty batch at revision 0. */
+  ck_assert_int_eq(reg_store_watch_next(s, "svc", 0, 10, &b, why, 256),
+                   H2RPC_OK);
+  ck_assert(!b.snapshot);
+  ck_assert_int_eq(b.nevents, 0);
+  ck_assert_int_eq(b.revision, 0);
+  reg_watch_batch_reset(&b);
+  put(s, "other", "x", "h:1", 0);
+  put(s, "svc", "a", "h:1", 0);
+  ck_assert_int_eq(reg_store_watch_next(s, "svc", 0, 10, &b, why, 256),
+                   H2RPC_OK);
+  ck_assert(!b.snapshot);
+  ck_assert_int_eq(b.nevents, 1);
+  ck_assert_int_eq(b.events[0].type, REG_PUT);
+  ck_assert_int_eq(b.events[0].revision, 2);
+  ck_assert_str_eq(b.events[0].inst.id, "a");
+  ck_assert_int_eq(b.revision, 2);
+  reg_watch_batch_reset(&b);
+  /* A new watcher from 0 still gets a snapshot. */
+  ck_assert_int_eq(reg_store_watch_read(s, "svc", 0, 10, &b, why, 256),
+                   H2RPC_OK);
+  ck_assert(b.snapshot);
+  ck_assert_int_eq(b.ninstances, 1);
+  reg_watch_batch_reset(&b);
+  /* And the checks of watch_read hold for it too. */
+  ck_assert_int_eq(reg_store_watch_next(s, "svc", 3, 10, &b, why, 256),
+                   H2RPC_OUT_OF_RANGE);
+  reg_store_free(s);
+}
+END_TEST
+
 START_TEST(test_watch_resume_inside_history) {
   reg_store *s = new_store(0, 8);
   put(s, "svc", "a", "h:1", 1000); /* 1 */
@@ -763,6 +809,7 @@ static Suite *store_suite(void) {
   suite_add_tcase(s, t);
   t = tcase_create("watch");
   tcase_add_test(t, test_watch_from_zero_is_snapshot);
+  tcase_add_test(t, test_watch_next_after_empty_snapshot);
   tcase_add_test(t, test_watch_resume_inside_history);
   tcase_add_test(t, test_watch_resume_outside_history_is_snapshot);
   tcase_add_test(t, test_watch_bad_revisions);
