@@ -467,6 +467,7 @@ void h2rpc__call_start_attempt(ccall *c) {
     break;
   }
   c->sc = sc;
+  sc->attempts_held++; /* released by h2rpc__subchannel_attempt_done */
   c->attempts++;
   c->attempt_start_ns = h2rpc_now_ns();
   atomic_fetch_add_explicit(&ch->counters.attempts, 1, memory_order_relaxed);

@@ -68,6 +68,9 @@ struct subchannel {
   int index;      /* position in ch->scs; -1 once removed */
   int removed;    /* left the list: freed once its connections close */
   int destroying; /* inside remove/destroy: they free, not the callbacks */
+  /* Attempts that picked this endpoint and have not recorded their outcome
+   * yet: a removed endpoint is freed only when this is zero too. */
+  unsigned attempts_held;
   h2rpc__conn_backoff backoff;
   int64_t next_connect_ns; /* the earliest next connect after a failure */
   ev_timer backoff_timer;  /* waits out the reconnect backoff */
@@ -230,7 +233,8 @@ void h2rpc__subchannel_connect(subchannel *sc);
 void h2rpc__subchannel_remove(subchannel *sc);
 /* Closes every connection now (channel shutdown) and frees. */
 void h2rpc__subchannel_destroy(subchannel *sc);
-/* An attempt on sc ended (feeds the breaker, the balancer's figures). */
+/* An attempt on sc ended (feeds the breaker, the balancer's figures) and
+ * lets go of sc: a removed endpoint may be freed here. */
 void h2rpc__subchannel_attempt_done(subchannel *sc, ccall *c, h2rpc_code code,
                                     int64_t now_ns);
 /* cc received GOAWAY: it drains, and the subchannel reconnects. */

@@ -77,6 +77,8 @@ void h2rpc__subchannel_attempt_done(subchannel *sc, ccall *c, h2rpc_code code,
     if (code == H2RPC_OK)
       h2rpc__lb_observe_latency(ep, took);
   }
+  sc->attempts_held--;
+  maybe_free(sc);
 }
 
 /* --------------------------------------------------------- connections */
@@ -274,7 +276,8 @@ void h2rpc__subchannel_connect(subchannel *sc) {
 }
 
 static void maybe_free(subchannel *sc) {
-  if (!sc->removed || sc->conns != NULL || sc->destroying)
+  if (!sc->removed || sc->conns != NULL || sc->destroying ||
+      sc->attempts_held > 0)
     return;
   h2rpc_channel *ch = sc->ch;
   for (subchannel **p = &ch->retired; *p != NULL; p = &(*p)->next_retired)
