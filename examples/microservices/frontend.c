@@ -16,8 +16,9 @@
  *   - retries and a breaker per pricing replica: a failing replica's breaker
  *     opens, retries go to the other one, and the breaker closes again
  *     after half-open probes once the replica recovers;
- *   - degradation: when pricing still fails, the quote is answered without
- *     a price and marked price_degraded instead of failing.
+ *   - degradation: when pricing still fails, the channel's fallback hook
+ *     answers without a price, and the quote is marked price_degraded
+ *     instead of failing.
  * Stats returns both channels' counters and the breaker transitions.
  */
 #include <pthread.h>
@@ -37,7 +38,6 @@ static h2rpc_channel *catalog, *pricing;
 static pthread_mutex_t events_mu = PTHREAD_MUTEX_INITIALIZER;
 static shop_v1_BreakerEvent events[MAX_EVENTS];
 static size_t event_count;
-static uint64_t degraded;
 
 static void on_breaker(const char *endpoint, h2rpc_breaker_state from,
                        h2rpc_breaker_state to, void *user_data) {
@@ -88,24 +88,35 @@ static h2rpc_code get_quote(h2rpc_server_call *call,
   h2rpc_call_info_init(&info);
   rc = shop_v1_Pricing_GetPrice(pricing, ctx, &price_req, &price, &info);
   resp->pricing_attempts = info.attempts;
-  if (rc == H2RPC_OK) {
-    resp->cents = price.cents;
-    snprintf(resp->pricing_replica, sizeof(resp->pricing_replica), "%s",
-             price.replica);
-  } else if (h2rpc_ctx_err(ctx) != H2RPC_OK) {
-    rc = h2rpc_server_call_fail(call, h2rpc_ctx_err(ctx), "pricing: %s",
+  if (rc != H2RPC_OK) {
+    rc = h2rpc_server_call_fail(call, rc, "pricing: %s",
                                 h2rpc_status_text(&info.status));
     h2rpc_call_info_reset(&info);
     return rc;
-  } else {
-    resp->cents = -1;
-    resp->price_degraded = true;
-    pthread_mutex_lock(&events_mu);
-    degraded++;
-    pthread_mutex_unlock(&events_mu);
   }
+  resp->cents = price.cents;
+  resp->price_degraded = info.degraded != H2RPC_OK;
+  snprintf(resp->pricing_replica, sizeof(resp->pricing_replica), "%s",
+           price.replica);
   h2rpc_call_info_reset(&info);
   return H2RPC_OK;
+}
+
+/* The pricing channel's fallback: when every replica failed (or every
+ * breaker is open), a quote without a price beats no quote. Not when the
+ * caller's deadline has passed: then nobody waits for the answer. */
+static int price_fallback(const h2rpc_method *method, const void *request,
+                          void *response, const h2rpc_status *failure,
+                          void *user_data) {
+  (void)method;
+  (void)request;
+  (void)user_data;
+  if (failure->code == H2RPC_DEADLINE_EXCEEDED)
+    return 0;
+  shop_v1_Price *price = response;
+  price->cents = -1;
+  snprintf(price->replica, sizeof(price->replica), "fallback");
+  return 1;
 }
 
 static void copy_stats(h2rpc_channel *ch, shop_v1_ChannelStats *out) {
@@ -131,8 +142,10 @@ static h2rpc_code stats(h2rpc_server_call *call,
   pthread_mutex_lock(&events_mu);
   resp->breaker_events_count = (pb_size_t)event_count;
   memcpy(resp->breaker_events, events, event_count * sizeof(events[0]));
-  resp->degraded = degraded;
   pthread_mutex_unlock(&events_mu);
+  h2rpc_channel_stats st;
+  h2rpc_channel_get_stats(pricing, &st);
+  resp->degraded = st.fallbacks;
   return H2RPC_OK;
 }
 
@@ -175,6 +188,7 @@ static int open_channels(const char *registry) {
   o.breaker.max_open_ms = 4000;
   o.breaker.half_open_probes = 3;
   o.on_breaker_event = on_breaker;
+  o.fallback = price_fallback;
   snprintf(target, sizeof(target), "%s/shop.v1.Pricing", registry);
   if (h2rpc_channel_new(&pricing, target, &o) != H2RPC_OK)
     return -1;

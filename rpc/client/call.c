@@ -262,6 +262,32 @@ static int retry_scheduled(ccall *c, const h2rpc_status *st, int64_t now) {
   return 1;
 }
 
+/*
+ * The channel's fallback hook, for a unary call that finally failed with st:
+ * decodes the request again from what was sent and lets the hook answer.
+ * On a degraded answer, st becomes OK and info->degraded the old code.
+ */
+static void try_fallback(ccall *c, h2rpc_status *st) {
+  h2rpc_channel *ch = c->ch;
+  if (ch->opts.fallback == NULL || c->is_stream || c->resp == NULL ||
+      st->code == H2RPC_CANCELLED || c->req == NULL)
+    return;
+  const h2rpc_method *m = c->method;
+  void *request = calloc(1, m->request_size);
+  if (request == NULL)
+    return; /* the failure stands */
+  const char *why;
+  if (h2rpc__pb_decode(m->request, request, c->req + H2RPC__FRAME_HEADER_LEN,
+                       c->req_len - H2RPC__FRAME_HEADER_LEN, &why) == 0 &&
+      ch->opts.fallback(m, request, c->resp, st, ch->opts.fallback_user_data)) {
+    c->info->degraded = st->code;
+    h2rpc_status_set(st, H2RPC_OK, NULL);
+    atomic_fetch_add_explicit(&ch->counters.fallbacks, 1, memory_order_relaxed);
+  }
+  h2rpc_message_release(m->request, request);
+  free(request);
+}
+
 /* Ends the current attempt and, unless another one follows, the call: works
  * out the status, runs the callback, frees the call. */
 static void complete(ccall *c, uint32_t h2_error) {
@@ -302,6 +328,7 @@ static void complete(ccall *c, uint32_t h2_error) {
   if (st->code != H2RPC_OK && c->resp != NULL) {
     h2rpc_message_release(c->method->response, c->resp);
     memset(c->resp, 0, c->method->response_size);
+    try_fallback(c, st);
   }
   /* After the stop, the watch callback is not running and never will; if it
    * already ran, its task is queued and frees the call instead. */
@@ -757,6 +784,7 @@ void h2rpc_call_info_init(h2rpc_call_info *info) {
   info->hash_key = NULL;
   info->attempts = 0;
   info->peer[0] = '\0';
+  info->degraded = H2RPC_OK;
   h2rpc_status_init(&info->status);
   h2rpc_metadata_init(&info->headers);
   h2rpc_metadata_init(&info->trailers);

@@ -555,6 +555,7 @@ void h2rpc_channel_get_stats(h2rpc_channel *ch, h2rpc_channel_stats *out) {
   out->breaker_rejections =
       atomic_load_explicit(&k->breaker_rejections, memory_order_relaxed);
   out->throttled = atomic_load_explicit(&k->throttled, memory_order_relaxed);
+  out->fallbacks = atomic_load_explicit(&k->fallbacks, memory_order_relaxed);
 }
 
 typedef struct endpoints_req {

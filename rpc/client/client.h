@@ -155,7 +155,7 @@ struct ccall {
 /* Counters readable from any thread (relaxed atomics). */
 typedef struct channel_counters {
   _Atomic uint64_t calls, attempts, retries, transparent_retries,
-      breaker_rejections, throttled;
+      breaker_rejections, throttled, fallbacks;
 } channel_counters;
 
 struct h2rpc_channel {

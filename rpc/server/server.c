@@ -32,6 +32,7 @@
 #include "h2rpc/stream.h"
 #include "server/fault.h"
 #include "server/health.h"
+#include "server/limit.h"
 #include "transport/addr.h"
 #include "transport/conn.h"
 #include "transport/headers.h"
@@ -100,6 +101,8 @@ struct h2rpc_server {
   /* Interceptors, in the order added; read-only once started. */
   h2rpc_server_interceptor *interceptors;
   size_t interceptor_count;
+  /* Per-method rate and concurrency limits; read-only once started. */
+  h2rpc__limits limits;
   /* Fault injectors created on this server (freed with it). */
   h2rpc_fault_injector **injectors;
   size_t injector_count;
@@ -193,7 +196,9 @@ struct h2rpc_server_call {
    * hooks run when the call is freed. delay_ns: what on_call asked for
    * (0 none, < 0 hold until deadline or cancel). final_code: the status the
    * client was sent, once responded. */
+  int gated; /* the limits and on_call hooks have run */
   int intercepted;
+  h2rpc__limit *held_limit; /* a concurrency slot this call holds */
   int64_t start_ns;
   int64_t delay_ns;
   ev_timer delay_timer;
@@ -533,8 +538,19 @@ static void on_delay_end(struct ev_loop *ev, ev_timer *w, int revents);
  * now, 0 when an interceptor ended, reset or delayed the call.
  */
 static int intercept(h2rpc_server_call *call) {
-  const h2rpc_server *srv = call->w->srv;
-  call->intercepted = 1;
+  h2rpc_server *srv = call->w->srv;
+  call->gated = 1;
+  if (srv->limits.count > 0) {
+    char why[192];
+    if (h2rpc__limits_admit(&srv->limits, call->entry->method->path,
+                            h2rpc_now_ns(), &call->held_limit, why,
+                            sizeof(why)) != H2RPC_OK) {
+      h2rpc_status_set(&call->status, H2RPC_RESOURCE_EXHAUSTED, "%s", why);
+      respond(call, 200);
+      return 0;
+    }
+  }
+  call->intercepted = srv->interceptor_count > 0;
   for (size_t i = 0; i < srv->interceptor_count; i++) {
     const h2rpc_server_interceptor *ic = &srv->interceptors[i];
     if (ic->on_call == NULL)
@@ -578,7 +594,8 @@ static void run_handler(h2rpc_server_call *call) {
               ended == H2RPC_CANCELLED ? "cancelled" : "deadline exceeded");
     return;
   }
-  if (!call->intercepted && call->w->srv->interceptor_count > 0 &&
+  const h2rpc_server *srv = call->w->srv;
+  if (!call->gated && (srv->interceptor_count > 0 || srv->limits.count > 0) &&
       !intercept(call))
     return;
   handler_pool *pool = &call->w->srv->pool;
@@ -806,6 +823,8 @@ static void release_call(h2rpc_server_call *call) {
 }
 
 static void free_call(h2rpc_server_call *call) {
+  if (call->held_limit != NULL)
+    h2rpc__limit_release(call->held_limit);
   if (call->intercepted) {
     const h2rpc_server *srv = call->w->srv;
     h2rpc_code code =
@@ -1371,6 +1390,30 @@ int h2rpc__server_started(const h2rpc_server *srv) {
   return srv->started;
 }
 
+h2rpc_code h2rpc_server_add_limit(h2rpc_server *srv,
+                                  const h2rpc_limit_rule *rule,
+                                  h2rpc_status *err) {
+  if (srv->started)
+    return H2RPC_FAILED_PRECONDITION;
+  if (rule == NULL)
+    return H2RPC_INVALID_ARGUMENT;
+  return h2rpc__limits_add(&srv->limits, rule, err);
+}
+
+h2rpc_code h2rpc_server_limit_stats(h2rpc_server *srv, const char *method,
+                                    h2rpc_limit_stats *out) {
+  h2rpc__limit *l = h2rpc__limits_find(&srv->limits, method);
+  if (l == NULL)
+    return H2RPC_NOT_FOUND;
+  out->admitted = atomic_load_explicit(&l->admitted, memory_order_relaxed);
+  out->rate_limited =
+      atomic_load_explicit(&l->rate_limited, memory_order_relaxed);
+  out->concurrency_limited =
+      atomic_load_explicit(&l->concurrency_limited, memory_order_relaxed);
+  out->in_flight = atomic_load_explicit(&l->in_flight, memory_order_relaxed);
+  return H2RPC_OK;
+}
+
 void h2rpc_server_call_delay(h2rpc_server_call *call, int64_t ms) {
   if (call->delay_ns < 0)
     return; /* already held for good */
@@ -1538,6 +1581,7 @@ void h2rpc_server_free(h2rpc_server *srv) {
     h2rpc__fault_injector_free(srv->injectors[i]);
   free(srv->injectors);
   free(srv->interceptors);
+  h2rpc__limits_free(&srv->limits);
   h2rpc__health_destroy(&srv->health);
   nghttp2_session_callbacks_del(srv->callbacks);
   free(srv);

@@ -21,6 +21,7 @@
 static h2rpc_server *server;
 static h2rpc_fault_injector *injector;
 static h2rpc_channel *channel;
+static char fixture_target[32];
 
 /* What the test's own interceptors saw. */
 static _Atomic int first_calls, second_calls, dones;
@@ -91,9 +92,8 @@ static void setup(void) {
   h2rpc_fault_injector *late;
   ck_assert_int_eq(h2rpc_fault_injector_new(&late, server, 1),
                    H2RPC_FAILED_PRECONDITION);
-  char target[32];
-  snprintf(target, sizeof(target), "127.0.0.1:%d", port);
-  ck_assert_int_eq(h2rpc_channel_new(&channel, target, NULL), H2RPC_OK);
+  snprintf(fixture_target, sizeof(fixture_target), "127.0.0.1:%d", port);
+  ck_assert_int_eq(h2rpc_channel_new(&channel, fixture_target, NULL), H2RPC_OK);
 }
 
 static void teardown(void) {
@@ -340,6 +340,257 @@ START_TEST(at_most_64_rules) {
 }
 END_TEST
 
+/* ------------------------------------------------ client fallback hook */
+
+static int fallback_declines;
+
+/* Answers SayHello with a degraded greeting built from the request. */
+static int hello_fallback(const h2rpc_method *method, const void *request,
+                          void *response, const h2rpc_status *failure,
+                          void *user_data) {
+  (void)user_data;
+  if (fallback_declines || failure->code != H2RPC_UNAVAILABLE ||
+      strcmp(method->path, "/helloworld.Greeter/SayHello") != 0)
+    return 0;
+  const helloworld_HelloRequest *req = request;
+  helloworld_HelloReply *reply = response;
+  snprintf(reply->message, sizeof(reply->message), "(cached) Hello %s",
+           req->name);
+  return 1;
+}
+
+START_TEST(a_fallback_answers_a_failed_call_marked_degraded) {
+  h2rpc_channel_options o;
+  h2rpc_channel_options_init(&o);
+  o.fallback = hello_fallback;
+  char target[64];
+  snprintf(target, sizeof(target), "%s", fixture_target);
+  h2rpc_channel *fch;
+  ck_assert_int_eq(h2rpc_channel_new(&fch, target, &o), H2RPC_OK);
+  h2rpc_fault_rule r = rule_for("/helloworld.Greeter/SayHello");
+  r.error_rate = 1.0;
+  ck_assert_int_eq(h2rpc_fault_injector_set(injector, &r, NULL), H2RPC_OK);
+
+  helloworld_HelloRequest req = {.name = "ann"};
+  helloworld_HelloReply reply;
+  h2rpc_call_info info;
+  h2rpc_call_info_init(&info);
+  ck_assert_int_eq(helloworld_Greeter_SayHello(fch, NULL, &req, &reply, &info),
+                   H2RPC_OK);
+  ck_assert_str_eq(reply.message, "(cached) Hello ann");
+  ck_assert_int_eq(info.degraded, H2RPC_UNAVAILABLE);
+  ck_assert_int_eq(info.status.code, H2RPC_OK);
+  h2rpc_call_info_reset(&info);
+  h2rpc_channel_stats st;
+  h2rpc_channel_get_stats(fch, &st);
+  ck_assert_uint_eq(st.fallbacks, 1);
+
+  /* A hook that declines lets the failure through, with its message. */
+  fallback_declines = 1;
+  h2rpc_call_info_init(&info);
+  ck_assert_int_eq(helloworld_Greeter_SayHello(fch, NULL, &req, &reply, &info),
+                   H2RPC_UNAVAILABLE);
+  ck_assert_str_eq(info.status.message, "injected fault");
+  ck_assert_int_eq(info.degraded, H2RPC_OK);
+  h2rpc_call_info_reset(&info);
+  fallback_declines = 0;
+
+  /* A success is not degraded. */
+  h2rpc_fault_injector_clear(injector);
+  h2rpc_call_info_init(&info);
+  ck_assert_int_eq(helloworld_Greeter_SayHello(fch, NULL, &req, &reply, &info),
+                   H2RPC_OK);
+  ck_assert_str_eq(reply.message, "Hello ann");
+  ck_assert_int_eq(info.degraded, H2RPC_OK);
+  h2rpc_call_info_reset(&info);
+  h2rpc_channel_free(fch);
+}
+END_TEST
+
+/* ------------------------------------------------------------ limits */
+
+typedef struct limited_server {
+  h2rpc_server *srv;
+  h2rpc_fault_injector *faults;
+  h2rpc_channel *ch;
+} limited_server;
+
+static void limited_start(limited_server *ls, const h2rpc_limit_rule *rule) {
+  ck_assert_int_eq(h2rpc_server_new(&ls->srv, NULL), H2RPC_OK);
+  int port = 0;
+  ck_assert_int_eq(h2rpc_server_listen(ls->srv, "127.0.0.1:0", &port),
+                   H2RPC_OK);
+  helloworld_Greeter_handlers handlers = {.SayHello = say_hello};
+  ck_assert_int_eq(helloworld_Greeter_register(ls->srv, &handlers, NULL),
+                   H2RPC_OK);
+  h2rpc_status err;
+  h2rpc_status_init(&err);
+  ck_assert_int_eq(h2rpc_server_add_limit(ls->srv, rule, &err), H2RPC_OK);
+  ck_assert_int_eq(h2rpc_fault_injector_new(&ls->faults, ls->srv, 3), H2RPC_OK);
+  ck_assert_int_eq(h2rpc_server_start(ls->srv), H2RPC_OK);
+  ck_assert_int_eq(h2rpc_server_add_limit(ls->srv, rule, &err),
+                   H2RPC_FAILED_PRECONDITION);
+  h2rpc_status_reset(&err);
+  char target[32];
+  snprintf(target, sizeof(target), "127.0.0.1:%d", port);
+  ck_assert_int_eq(h2rpc_channel_new(&ls->ch, target, NULL), H2RPC_OK);
+}
+
+static void limited_stop(limited_server *ls) {
+  h2rpc_channel_free(ls->ch);
+  h2rpc_server_stop(ls->srv, 100);
+  h2rpc_server_free(ls->srv);
+}
+
+static h2rpc_code limited_hello(limited_server *ls, char *msg, size_t size) {
+  helloworld_HelloRequest req = {.name = "lim"};
+  helloworld_HelloReply reply;
+  h2rpc_call_info info;
+  h2rpc_call_info_init(&info);
+  h2rpc_code rc =
+      helloworld_Greeter_SayHello(ls->ch, NULL, &req, &reply, &info);
+  snprintf(msg, size, "%s",
+           rc == H2RPC_OK ? reply.message : h2rpc_status_text(&info.status));
+  h2rpc_call_info_reset(&info);
+  return rc;
+}
+
+START_TEST(a_rate_limit_refuses_the_excess_at_once) {
+  /* 1 call a second sustained, 5 at once: the 6th in a burst is refused. */
+  h2rpc_limit_rule rule = {
+      .method = "/helloworld.Greeter/", .rate_per_s = 1, .burst = 5};
+  limited_server ls;
+  limited_start(&ls, &rule);
+  char msg[256];
+  for (int i = 0; i < 5; i++)
+    ck_assert_int_eq(limited_hello(&ls, msg, sizeof(msg)), H2RPC_OK);
+  ck_assert_int_eq(limited_hello(&ls, msg, sizeof(msg)),
+                   H2RPC_RESOURCE_EXHAUSTED);
+  ck_assert_str_eq(msg, "rate limit of 1 calls/s for /helloworld.Greeter/ "
+                        "exceeded");
+  /* Other services are not limited. */
+  grpc_health_v1_HealthCheckRequest hreq = {.service = ""};
+  grpc_health_v1_HealthCheckResponse hresp;
+  for (int i = 0; i < 10; i++)
+    ck_assert_int_eq(
+        grpc_health_v1_Health_Check(ls.ch, NULL, &hreq, &hresp, NULL),
+        H2RPC_OK);
+  h2rpc_limit_stats st;
+  ck_assert_int_eq(
+      h2rpc_server_limit_stats(ls.srv, "/helloworld.Greeter/", &st), H2RPC_OK);
+  ck_assert_uint_eq(st.admitted, 5);
+  ck_assert_uint_eq(st.rate_limited, 1);
+  ck_assert_uint_eq(st.concurrency_limited, 0);
+  ck_assert_int_eq(h2rpc_server_limit_stats(ls.srv, "/other/", &st),
+                   H2RPC_NOT_FOUND);
+  limited_stop(&ls);
+}
+END_TEST
+
+typedef struct limited_call {
+  limited_server *ls;
+  h2rpc_code rc;
+} limited_call;
+
+static void *limited_thread(void *arg) {
+  limited_call *lc = arg;
+  char msg[256];
+  lc->rc = limited_hello(lc->ls, msg, sizeof(msg));
+  return NULL;
+}
+
+START_TEST(a_concurrency_limit_refuses_calls_beyond_it) {
+  h2rpc_limit_rule rule = {.method = "/helloworld.Greeter/SayHello",
+                           .max_concurrent = 2};
+  limited_server ls;
+  limited_start(&ls, &rule);
+  /* Hold every SayHello 400 ms, so two calls fill the limit. */
+  h2rpc_fault_rule r = rule_for("");
+  r.delay_rate = 1.0;
+  r.delay_min_ms = r.delay_max_ms = 400;
+  ck_assert_int_eq(h2rpc_fault_injector_set(ls.faults, &r, NULL), H2RPC_OK);
+  limited_call calls[2] = {{&ls, H2RPC_UNKNOWN}, {&ls, H2RPC_UNKNOWN}};
+  pthread_t t[2];
+  for (int i = 0; i < 2; i++)
+    ck_assert_int_eq(pthread_create(&t[i], NULL, limited_thread, &calls[i]), 0);
+  /* Wait (at most 2 s) until both hold their slot. */
+  h2rpc_limit_stats st = {0, 0, 0, 0};
+  for (int i = 0; i < 2000; i++) {
+    ck_assert_int_eq(
+        h2rpc_server_limit_stats(ls.srv, "/helloworld.Greeter/SayHello", &st),
+        H2RPC_OK);
+    if (st.in_flight == 2)
+      break;
+    struct timespec ms = {0, 1000000};
+    nanosleep(&ms, NULL);
+  }
+  ck_assert_uint_eq(st.in_flight, 2);
+  char msg[256];
+  ck_assert_int_eq(limited_hello(&ls, msg, sizeof(msg)),
+                   H2RPC_RESOURCE_EXHAUSTED);
+  ck_assert_str_eq(msg, "server busy: at most 2 calls of "
+                        "/helloworld.Greeter/SayHello in flight");
+  for (int i = 0; i < 2; i++) {
+    pthread_join(t[i], NULL);
+    ck_assert_int_eq(calls[i].rc, H2RPC_OK);
+  }
+  /* The slots are back once the calls are over. */
+  h2rpc_fault_injector_clear(ls.faults);
+  for (int i = 0; i < 2000; i++) {
+    ck_assert_int_eq(
+        h2rpc_server_limit_stats(ls.srv, "/helloworld.Greeter/SayHello", &st),
+        H2RPC_OK);
+    if (st.in_flight == 0)
+      break;
+    struct timespec ms = {0, 1000000};
+    nanosleep(&ms, NULL);
+  }
+  ck_assert_uint_eq(st.in_flight, 0);
+  ck_assert_int_eq(limited_hello(&ls, msg, sizeof(msg)), H2RPC_OK);
+  ck_assert_uint_eq(st.concurrency_limited, 1);
+  limited_stop(&ls);
+}
+END_TEST
+
+static void expect_bad_limit(const h2rpc_limit_rule *rule, const char *words) {
+  h2rpc_server *srv;
+  ck_assert_int_eq(h2rpc_server_new(&srv, NULL), H2RPC_OK);
+  h2rpc_status err;
+  h2rpc_status_init(&err);
+  ck_assert_int_eq(h2rpc_server_add_limit(srv, rule, &err),
+                   H2RPC_INVALID_ARGUMENT);
+  ck_assert_msg(strstr(err.message, words) != NULL, "'%s' lacks '%s'",
+                err.message, words);
+  h2rpc_status_reset(&err);
+  h2rpc_server_free(srv);
+}
+
+START_TEST(bad_limit_rules_are_refused_naming_the_field) {
+  h2rpc_limit_rule r = {.method = "/a.B/", .rate_per_s = -1};
+  expect_bad_limit(&r, "rate_per_s");
+  r = (h2rpc_limit_rule){.method = "/a.B/", .rate_per_s = 1.0 / 0.0};
+  expect_bad_limit(&r, "rate_per_s");
+  r = (h2rpc_limit_rule){.method = "/a.B/", .rate_per_s = 1, .burst = -2};
+  expect_bad_limit(&r, "burst");
+  r = (h2rpc_limit_rule){.method = "/a.B/", .burst = 3, .max_concurrent = 1};
+  expect_bad_limit(&r, "burst needs a rate_per_s");
+  r = (h2rpc_limit_rule){.method = "/a.B/"};
+  expect_bad_limit(&r, "no limit");
+  /* The same method twice. */
+  h2rpc_server *srv;
+  ck_assert_int_eq(h2rpc_server_new(&srv, NULL), H2RPC_OK);
+  r = (h2rpc_limit_rule){.method = "/a.B/", .max_concurrent = 1};
+  ck_assert_int_eq(h2rpc_server_add_limit(srv, &r, NULL), H2RPC_OK);
+  h2rpc_status err;
+  h2rpc_status_init(&err);
+  ck_assert_int_eq(h2rpc_server_add_limit(srv, &r, &err),
+                   H2RPC_INVALID_ARGUMENT);
+  ck_assert_ptr_nonnull(strstr(err.message, "exists already"));
+  h2rpc_status_reset(&err);
+  h2rpc_server_free(srv);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("interceptors");
   TCase *tc = tcase_create("interceptors");
@@ -352,7 +603,14 @@ int main(void) {
   tcase_add_test(tc, a_reset_aborts_the_stream);
   tcase_add_test(tc, rules_change_over_the_control_service);
   tcase_add_test(tc, at_most_64_rules);
+  tcase_add_test(tc, a_fallback_answers_a_failed_call_marked_degraded);
   suite_add_tcase(s, tc);
+  TCase *limits = tcase_create("limits");
+  tcase_set_timeout(limits, 30);
+  tcase_add_test(limits, a_rate_limit_refuses_the_excess_at_once);
+  tcase_add_test(limits, a_concurrency_limit_refuses_calls_beyond_it);
+  tcase_add_test(limits, bad_limit_rules_are_refused_naming_the_field);
+  suite_add_tcase(s, limits);
   SRunner *sr = srunner_create(s);
   srunner_set_fork_status(sr, CK_NOFORK);
   srunner_run_all(sr, CK_NORMAL);

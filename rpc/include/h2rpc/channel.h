@@ -64,6 +64,21 @@ typedef void (*h2rpc_breaker_event_cb)(const char *endpoint,
                                        h2rpc_breaker_state to, void *user_data);
 
 /*
+ * Degradation: a unary call has finally failed (after its retries, or at
+ * once because every breaker is open) with `failure`. The hook may fill
+ * `response` (type method->response, zeroed; the caller releases it as
+ * usual) with a degraded answer computed from `request` (type
+ * method->request, decoded again from what was sent; borrowed for the call)
+ * and return non-zero: the call then succeeds with OK and
+ * h2rpc_call_info.degraded set to the failure's code. Returning 0 lets the
+ * failure through. Not called for calls the caller cancelled (CANCELLED).
+ * Runs on the channel's loop thread; must not block.
+ */
+typedef int (*h2rpc_fallback_cb)(const h2rpc_method *method,
+                                 const void *request, void *response,
+                                 const h2rpc_status *failure, void *user_data);
+
+/*
  * Channel options. Set up with h2rpc_channel_options_init(); copied by
  * h2rpc_channel_new() (strings included) and never referenced afterwards.
  */
@@ -101,6 +116,9 @@ typedef struct h2rpc_channel_options {
   h2rpc_breaker_policy breaker;
   h2rpc_breaker_event_cb on_breaker_event; /* may be NULL */
   void *breaker_event_user_data;
+  /* A degraded answer for unary calls that finally fail (default: none). */
+  h2rpc_fallback_cb fallback;
+  void *fallback_user_data;
   /* A gRPC service config (JSON): methodConfig (timeout, retryPolicy),
    * retryThrottling, loadBalancingConfig. Parsed by h2rpc_channel_new(),
    * which fails with INVALID_ARGUMENT when it is invalid. NULL: none. */
@@ -149,8 +167,10 @@ H2RPC_EXTERN void h2rpc_channel_free(h2rpc_channel *ch);
  *        until the call starts; NULL: the hash_header metadata value, else
  *        a random endpoint).
  *   out: status (code and the server's message), the server's response
- *        headers and trailers, the number of attempts made and the address
- *        of the endpoint that gave the final answer ("" when none did).
+ *        headers and trailers, the number of attempts made, the address
+ *        of the endpoint that gave the final answer ("" when none did), and
+ *        degraded: OK, or the code of the failure the channel's fallback
+ *        hook answered in place of the server (the status is then OK).
  */
 typedef struct h2rpc_call_info {
   const h2rpc_metadata *send_metadata;
@@ -160,6 +180,7 @@ typedef struct h2rpc_call_info {
   h2rpc_metadata trailers;
   int attempts;
   char peer[64];
+  h2rpc_code degraded;
 } h2rpc_call_info;
 
 H2RPC_EXTERN void h2rpc_call_info_init(h2rpc_call_info *info);
@@ -210,6 +231,7 @@ typedef struct h2rpc_channel_stats {
   uint64_t transparent_retries; /* resends of refused streams */
   uint64_t breaker_rejections;  /* calls failed fast by an open breaker */
   uint64_t throttled;           /* retries the throttle refused */
+  uint64_t fallbacks;           /* failed calls the fallback hook answered */
 } h2rpc_channel_stats;
 
 /* Copies the counters. Any thread; no locks. */

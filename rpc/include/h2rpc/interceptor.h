@@ -81,6 +81,52 @@ H2RPC_EXTERN void h2rpc_server_call_delay(h2rpc_server_call *call, int64_t ms);
  */
 H2RPC_EXTERN void h2rpc_server_call_reset(h2rpc_server_call *call);
 
+/* ---------------------------------------------------------------- limits */
+
+/*
+ * Overload protection for one method or service: a rate limit (a token
+ * bucket shared by every loop thread, lock-free) and a limit on calls in
+ * flight. A call over either limit ends at once with RESOURCE_EXHAUSTED and
+ * a message that names the limit, before any interceptor or the handler
+ * runs; it is counted. A call meets the rule with the longest method prefix
+ * that matches (as fault rules do). Calls of methods no rule matches are
+ * not limited.
+ */
+typedef struct h2rpc_limit_rule {
+  const char *method;      /* copied; "/pkg.Service/Method", a prefix, or ""
+                            * (NULL) for every method */
+  double rate_per_s;       /* sustained calls a second; 0: no rate limit */
+  double burst;            /* calls at once above the rate; 0: max(1, rate) */
+  uint32_t max_concurrent; /* calls in flight (handlers running or waiting);
+                            * 0: no limit */
+} h2rpc_limit_rule;
+
+typedef struct h2rpc_limit_stats {
+  uint64_t admitted;
+  uint64_t rate_limited;        /* refused by the rate limit */
+  uint64_t concurrency_limited; /* refused by max_concurrent */
+  uint32_t in_flight;
+} h2rpc_limit_stats;
+
+/*
+ * Adds a limit rule (copied). Before h2rpc_server_start() only. Returns OK,
+ * FAILED_PRECONDITION after start, INVALID_ARGUMENT (a negative, NaN or
+ * infinite rate or burst, a burst without a rate, no limit at all, a method
+ * over 255 bytes, a second rule for the same method; err says which),
+ * RESOURCE_EXHAUSTED (more than 64 rules). err may be NULL.
+ */
+H2RPC_EXTERN h2rpc_code
+h2rpc_server_add_limit(h2rpc_server *srv, const h2rpc_limit_rule *rule,
+                       h2rpc_status *err) H2RPC_MUST_CHECK;
+
+/*
+ * Copies the counters of the rule added for `method` (the same string).
+ * Any thread. Returns OK, or NOT_FOUND when no rule has that method.
+ */
+H2RPC_EXTERN h2rpc_code h2rpc_server_limit_stats(h2rpc_server *srv,
+                                                 const char *method,
+                                                 h2rpc_limit_stats *out);
+
 /* -------------------------------------------------------- fault injector */
 
 /*
