@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test demo bench sanitize tsan clean format
+.PHONY: all deps build test demo chaos bench sanitize tsan clean format
 
 all: build
 
@@ -22,6 +22,12 @@ test: build
 # a replica killed and a dependency failing; a summary and a plot.
 demo: build
 	bash scripts/demo.sh $(BUILD)
+
+# The chaos scenarios (docs/resilience.md): each asserts its timeline and
+# renders it as build/chaos/<scenario>.png.
+chaos: build
+	cd $(BUILD) && H2RPC_CHAOS_PLOT=1 ctest --output-on-failure -L chaos_scenario
+	@ls $(BUILD)/chaos/*.png
 
 # h2rpc side by side with gRPC C++ (scripts/bench.sh); updates docs/benchmarks.md.
 bench: build

@@ -3,9 +3,9 @@
  * (idl/shop/v1/shop.proto).
  *
  *   backend --role=catalog|pricing --id=catalog-1
- *           --registry=registry://127.0.0.1:7070 [--port=0] [--ttl_ms=2000]
+ *           [--registry=registry://127.0.0.1:7070] [--port=0] [--ttl_ms=2000]
  *
- * Announces itself to the registry as shop.v1.Catalog or shop.v1.Pricing
+ * With --registry, announces itself as shop.v1.Catalog or shop.v1.Pricing
  * (the lease is kept alive in the background; a graceful stop deregisters
  * first), answers with its id in every reply so the demo can tell which
  * replica served what, and serves h2rpc.chaos.v1.FaultControl so the demo
@@ -60,7 +60,8 @@ int main(int argc, char **argv) {
   const h2rpc_flag flags[] = {
       {"role", &role, "catalog or pricing"},
       {"id", &id, "this replica's instance id"},
-      {"registry", &registry, "registry://HOST:PORT to announce to"},
+      {"registry", &registry,
+       "registry://HOST:PORT to announce to (none: not announced)"},
       {"port", &port, "port (0: any free port)"},
       {"ttl_ms", &ttl, "registry lease"},
       {NULL, NULL, NULL}};
@@ -71,8 +72,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "backend: --role must be catalog or pricing\n");
     return 2;
   }
-  if (id == NULL || registry == NULL) {
-    fprintf(stderr, "backend: --id and --registry are required\n");
+  if (id == NULL) {
+    fprintf(stderr, "backend: --id is required\n");
     return 2;
   }
   replica_id = id;
@@ -112,7 +113,8 @@ int main(int argc, char **argv) {
                          .ttl_ms = h2rpc_flag_long(ttl)};
   h2rpc_status err;
   h2rpc_status_init(&err);
-  if (h2rpc_server_announce(srv, registry, &inst, &err) != H2RPC_OK) {
+  if (registry != NULL &&
+      h2rpc_server_announce(srv, registry, &inst, &err) != H2RPC_OK) {
     fprintf(stderr, "backend %s: cannot announce to %s: %s\n", id, registry,
             err.message ? err.message : h2rpc_code_name(err.code));
     return 1;
