@@ -115,8 +115,7 @@ static void *load_thread(void *arg) {
     if (h2rpc_ctx_with_timeout(&ctx, NULL, deadline_ms) != H2RPC_OK)
       break;
     int64_t start = mono_ns();
-    h2rpc_code rc =
-        shop_v1_Pricing_GetPrice(channel, ctx, &req, &resp, &info);
+    h2rpc_code rc = shop_v1_Pricing_GetPrice(channel, ctx, &req, &resp, &info);
     record(info.peer, rc == H2RPC_OK, mono_ns() - start);
     h2rpc_ctx_free(ctx);
     h2rpc_call_info_reset(&info);
@@ -175,8 +174,8 @@ static void write_interval(FILE *csv, int64_t start, interval *fresh,
 int main(int argc, char **argv) {
   const char *target = NULL, *csv_path = NULL, *seconds = "8", *threads = "4",
              *rate = "100", *deadline = "500", *attempts = "3",
-             *per_attempt = "0", *slow = "0", *open_ms = "1000",
-             *probes = "3", *consecutive = "5", *max_open = "0";
+             *per_attempt = "0", *slow = "0", *open_ms = "1000", *probes = "3",
+             *consecutive = "5", *max_open = "0";
   const h2rpc_flag flags[] = {
       {"target", &target, "static:///... of the pricing replicas"},
       {"csv", &csv_path, "timeline file"},
@@ -188,8 +187,9 @@ int main(int argc, char **argv) {
       {"per_attempt_ms", &per_attempt, "per-attempt timeout (0: none)"},
       {"slow_call_ms", &slow, "breaker slow-call threshold (0: off)"},
       {"open_ms", &open_ms, "breaker open interval"},
-      {"max_open_ms", &max_open, "cap of the growing open interval "
-                                 "(0: 4 x open_ms)"},
+      {"max_open_ms", &max_open,
+       "cap of the growing open interval "
+       "(0: 4 x open_ms)"},
       {"probes", &probes, "breaker half-open probes"},
       {"consecutive", &consecutive, "consecutive failures that trip"},
       {NULL, NULL, NULL}};
@@ -230,8 +230,8 @@ int main(int argc, char **argv) {
   o.breaker.slow_call_ms = h2rpc_flag_long(slow);
   o.breaker.open_ms = h2rpc_flag_long(open_ms);
   o.breaker.max_open_ms = h2rpc_flag_long(max_open) > 0
-                             ? h2rpc_flag_long(max_open)
-                             : 4 * o.breaker.open_ms;
+                              ? h2rpc_flag_long(max_open)
+                              : 4 * o.breaker.open_ms;
   o.breaker.half_open_probes = (uint32_t)h2rpc_flag_long(probes);
   o.on_breaker_event = on_breaker;
   h2rpc_code rc = h2rpc_channel_new(&channel, target, &o);
