@@ -402,10 +402,21 @@ static int setup_policies(h2rpc_channel *ch, const h2rpc_channel_options *opts,
     h2rpc_status_reset(&err);
     if (h2rpc_service_config_lb(ch->config, &cfg_lb) && cfg_lb.policy[0]) {
       lbc.policy = cfg_lb.policy;
+      /* gRPC accepts ring sizes up to 8388608 and clamps them to a cap of
+       * its own; h2rpc's cap is H2RPC__LB_RING_SIZE_LIMIT. */
+      uint32_t limit = H2RPC__LB_RING_SIZE_LIMIT;
+      if (cfg_lb.max_ring_size > limit || cfg_lb.min_ring_size > limit)
+        H2RPC_LOG(H2RPC__LOG_INFO,
+                  "channel '%s': ring sizes %u..%u clamped to at most %u",
+                  target, cfg_lb.min_ring_size, cfg_lb.max_ring_size, limit);
       if (cfg_lb.min_ring_size > 0)
-        lbc.min_ring_size = cfg_lb.min_ring_size;
+        lbc.min_ring_size =
+            cfg_lb.min_ring_size < limit ? cfg_lb.min_ring_size : limit;
       if (cfg_lb.max_ring_size > 0)
-        lbc.max_ring_size = cfg_lb.max_ring_size;
+        lbc.max_ring_size =
+            cfg_lb.max_ring_size < limit ? cfg_lb.max_ring_size : limit;
+      else if (lbc.min_ring_size > lbc.max_ring_size)
+        lbc.max_ring_size = lbc.min_ring_size; /* only minRingSize given */
       if (cfg_lb.bounded_load > 0)
         lbc.bounded_load = cfg_lb.bounded_load;
       if (cfg_lb.hash_header[0])
@@ -448,8 +459,11 @@ static int setup_policies(h2rpc_channel *ch, const h2rpc_channel_options *opts,
     return -1;
   }
   if (h2rpc__lb_new(&ch->lb, &lbc, h2rpc__rand_u64(&ch->rand)) != 0) {
-    H2RPC_LOG(H2RPC__LOG_ERROR, "channel '%s': unknown balancing policy '%s'",
-              target, lbc.policy);
+    H2RPC_LOG(H2RPC__LOG_ERROR,
+              "channel '%s': balancing policy '%s' unknown or its settings "
+              "invalid (ring sizes %u..%u, at most %u; bounded load %g)",
+              target, lbc.policy, lbc.min_ring_size, lbc.max_ring_size,
+              H2RPC__LB_RING_SIZE_LIMIT, lbc.bounded_load);
     return -1;
   }
   return 0;

@@ -229,6 +229,34 @@ START_TEST(ring_hash_keeps_each_key_on_one_server) {
 }
 END_TEST
 
+/* gRPC's service configs may ask for rings up to 8388608 points: the channel
+ * clamps them to its own cap and balances as usual. */
+START_TEST(ring_hash_from_a_grpc_service_config_with_a_huge_ring) {
+  child kids[3] = {spawn_greeter(), spawn_greeter(), spawn_greeter()};
+  h2rpc_channel_options opts;
+  h2rpc_channel_options_init(&opts);
+  opts.service_config_json =
+      "{\"loadBalancingConfig\": [{\"ring_hash_experimental\": "
+      "{\"minRingSize\": 4096, \"maxRingSize\": 8388608}}]}";
+  h2rpc_channel *ch = channel_for(kids, 3, NULL, &opts);
+  wait_ready(ch, 3);
+  int per_server[3] = {0};
+  for (int key = 0; key < 90; key++) {
+    char k[32], first[64], again[64];
+    snprintf(k, sizeof(k), "sku-%d", key);
+    ck_assert_int_eq(hello(ch, k, first, sizeof(first), NULL), H2RPC_OK);
+    ck_assert_int_eq(hello(ch, k, again, sizeof(again), NULL), H2RPC_OK);
+    ck_assert_str_eq(first, again);
+    per_server[index_of(kids, 3, first)]++;
+  }
+  for (int s = 0; s < 3; s++)
+    ck_assert_int_gt(per_server[s], 10);
+  h2rpc_channel_free(ch);
+  for (int k = 0; k < 3; k++)
+    kill_child(&kids[k]);
+}
+END_TEST
+
 START_TEST(no_reachable_endpoint_fails_fast) {
   h2rpc_channel_options opts;
   h2rpc_channel_options_init(&opts);
@@ -506,6 +534,7 @@ int main(int argc, char **argv) {
   ADD(round_robin_spreads_exactly);
   ADD(killed_server_share_moves_without_failures);
   ADD(ring_hash_keeps_each_key_on_one_server);
+  ADD(ring_hash_from_a_grpc_service_config_with_a_huge_ring);
   ADD(no_reachable_endpoint_fails_fast);
   ADD(bad_channel_settings_are_refused);
   ADD(retries_until_success_and_says_so);
