@@ -8,6 +8,7 @@
  *       [--seconds=8] [--threads=4] [--rate=100] [--deadline_ms=500]
  *       [--attempts=3] [--per_attempt_ms=0] [--slow_call_ms=0]
  *       [--open_ms=1000] [--max_open_ms=0] [--probes=3] [--consecutive=5]
+ *       [--mode=circuit|adaptive] [--window_ms=2000]
  *
  * Every --threads thread makes --rate blocking calls a second (paced, so
  * calls that fail fast do not turn into a flood). Every 100 ms the CSV gets
@@ -175,7 +176,8 @@ int main(int argc, char **argv) {
   const char *target = NULL, *csv_path = NULL, *seconds = "8", *threads = "4",
              *rate = "100", *deadline = "500", *attempts = "3",
              *per_attempt = "0", *slow = "0", *open_ms = "1000", *probes = "3",
-             *consecutive = "5", *max_open = "0";
+             *consecutive = "5", *max_open = "0", *mode = "circuit",
+             *window = "2000";
   const h2rpc_flag flags[] = {
       {"target", &target, "static:///... of the pricing replicas"},
       {"csv", &csv_path, "timeline file"},
@@ -192,6 +194,8 @@ int main(int argc, char **argv) {
        "(0: 4 x open_ms)"},
       {"probes", &probes, "breaker half-open probes"},
       {"consecutive", &consecutive, "consecutive failures that trip"},
+      {"mode", &mode, "breaker mode: circuit or adaptive (SRE throttle)"},
+      {"window_ms", &window, "breaker sliding window"},
       {NULL, NULL, NULL}};
   if (h2rpc_flags_parse(argc, argv, flags) != 0)
     return 2;
@@ -224,9 +228,10 @@ int main(int argc, char **argv) {
   o.reconnect_initial_ms = 100;
   o.reconnect_max_ms = 1000;
   h2rpc_breaker_policy_init(&o.breaker);
-  o.breaker.mode = H2RPC_BREAKER_CIRCUIT;
+  o.breaker.mode = strcmp(mode, "adaptive") == 0 ? H2RPC_BREAKER_ADAPTIVE
+                                                 : H2RPC_BREAKER_CIRCUIT;
   o.breaker.consecutive_failures = (uint32_t)h2rpc_flag_long(consecutive);
-  o.breaker.window_ms = 2000;
+  o.breaker.window_ms = h2rpc_flag_long(window);
   o.breaker.slow_call_ms = h2rpc_flag_long(slow);
   o.breaker.open_ms = h2rpc_flag_long(open_ms);
   o.breaker.max_open_ms = h2rpc_flag_long(max_open) > 0

@@ -272,6 +272,18 @@ int h2rpc__channel_pick(h2rpc_channel *ch, ccall *c, subchannel **out,
       *out = sc;
       return PICK_OK;
     }
+    if (ch->breaker.mode == H2RPC_BREAKER_ADAPTIVE) {
+      /* The client-side throttle rejects this request locally; the
+       * endpoint stays pickable (the odds change with every result). */
+      *code = H2RPC_UNAVAILABLE;
+      snprintf(msg, msg_size,
+               "rejected in the client by the adaptive throttle for %s "
+               "(its recent calls failed)",
+               sc->addr);
+      atomic_fetch_add_explicit(&ch->counters.breaker_rejections, 1,
+                                memory_order_relaxed);
+      return PICK_FAIL;
+    }
     /* would_admit said yes; admit can only refuse a race of probes. */
     ch->lb_eps[i].pickable = 0;
   }

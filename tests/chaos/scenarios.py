@@ -11,6 +11,8 @@ Scenarios (each runs real processes on 127.0.0.1 and takes under 12 s):
   all_fail   every replica fails every call
   slow       one replica answers in 300 ms (slow-call threshold 150 ms)
   blackhole  the network path to one replica drops every byte (chaos proxy)
+  adaptive   every replica fails for 2.5 s under the adaptive throttle (SRE
+             book: requests vs accepts), then recovers
 
 The client is examples/microservices/chaos_load; faults come from
 `h2rpc fault set` (the replicas' fault injector) and from
@@ -240,6 +242,9 @@ def run():
                                        "--deadline_ms=1000"]),
         "blackhole": dict(seconds=7, extra=["--deadline_ms=500",
                                             "--per_attempt_ms=150"]),
+        "adaptive": dict(seconds=11, extra=["--mode=adaptive",
+                                            "--attempts=1",
+                                            "--window_ms=1000"]),
     }[SCENARIO]
     csv = os.path.join(OUT, SCENARIO + ".csv")
     load = subprocess.Popen(
@@ -274,6 +279,11 @@ def run():
     elif SCENARIO == "slow":
         at(1.5, "pricing-2 slow", lambda: fault(
             ports[1], "--delay_rate=1", "--delay_ms=300"))
+    elif SCENARIO == "adaptive":
+        at(1.5, "all fail", lambda: [fault(p, "--error_rate=1",
+                                           "--code=UNAVAILABLE")
+                                     for p in ports])
+        at(4, "all recover", lambda: [fault_clear(p) for p in ports])
     elif SCENARIO == "blackhole":
         at(1.5, "pricing-3 blackholed",
            lambda: proxy_command(control, "blackhole on"))
@@ -362,11 +372,33 @@ def run():
         check(worst <= 500000 + 100000,
               f"no call outlives its 500 ms deadline ({worst} us)")
 
+    elif SCENARIO == "adaptive":
+        fail_at, heal_at = marks[0][0], marks[1][0]
+        # With no accepts in the window, a request is rejected in the client
+        # with probability requests / (requests + 1): nearly all of them.
+        calls = tl.sum("all", "calls", heal_at - 600, heal_at)
+        local = tl.sum("none", "calls", heal_at - 600, heal_at)
+        check(calls > 0 and local >= 0.8 * calls,
+              f"once the window holds only failures, >= 80% of calls are "
+              f"throttled in the client ({local} of {calls})")
+        sent = tl.sum("all", "calls", fail_at, heal_at) - \
+            tl.sum("none", "calls", fail_at, heal_at)
+        check(sent > 0, f"some calls still go out, to notice recovery "
+                        f"({sent})")
+        # Each success lets more through: recovery grows about e-fold per
+        # window (1 s here), so 5 s later the throttle is open again.
+        late = tl.sum("all", "calls", end - 1700, end - 200)
+        late_ok = tl.sum("all", "ok", end - 1700, end - 200)
+        check(late > 0 and late_ok >= 0.9 * late,
+              f"after recovery the throttle lets calls through again "
+              f"({late_ok} of {late} ok in the last 1.5 s)")
+
     if PLOT:
         titles = {"one_fails": "one replica fails for 3 s, then recovers",
                   "all_fail": "every replica fails",
                   "slow": "one replica turns slow (300 ms)",
-                  "blackhole": "the path to one replica is blackholed"}
+                  "blackhole": "the path to one replica is blackholed",
+                  "adaptive": "all fail for 2.5 s, adaptive throttle"}
         plot(tl, addrs, names, f"chaos scenario {SCENARIO}: "
              f"{titles[SCENARIO]}", os.path.join(OUT, SCENARIO + ".png"))
 
