@@ -109,7 +109,8 @@ typedef enum h2rpc_breaker_state {
 H2RPC_EXTERN const char *h2rpc_breaker_state_name(h2rpc_breaker_state s);
 
 /*
- * A circuit breaker, per endpoint (and per method when per_method is set).
+ * A circuit breaker, per endpoint (per_method is accepted, but the channel
+ * does not keep a breaker per method yet).
  *
  * CLOSED -> OPEN when, over the sliding window, at least min_calls finished
  * and failures / calls >= failure_rate; or after consecutive_failures
@@ -143,7 +144,7 @@ typedef struct h2rpc_breaker_policy {
    * RESOURCE_EXHAUSTED. */
   uint32_t failure_codes;
   double adaptive_k; /* ADAPTIVE mode: > 0; default 2.0 */
-  int per_method;    /* also keep one breaker per method; default 0 */
+  int per_method;    /* a breaker per method too (not kept yet); default 0 */
 } h2rpc_breaker_policy;
 
 H2RPC_EXTERN void h2rpc_breaker_policy_init(h2rpc_breaker_policy *p);
