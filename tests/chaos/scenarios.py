@@ -11,7 +11,7 @@ Scenarios (each runs real processes on 127.0.0.1 and takes under 12 s):
   all_fail   every replica fails every call
   slow       one replica answers in 300 ms (slow-call threshold 150 ms)
   blackhole  the network path to one replica drops every byte (chaos proxy)
-  adaptive   every replica fails for 2.5 s under the adaptive throttle (SRE
+  adaptive   every replica fails for 2 s under the adaptive throttle (SRE
              book: requests vs accepts), then recovers
 
 The client is examples/microservices/chaos_load; faults come from
@@ -242,7 +242,7 @@ def run():
                                        "--deadline_ms=1000"]),
         "blackhole": dict(seconds=7, extra=["--deadline_ms=500",
                                             "--per_attempt_ms=150"]),
-        "adaptive": dict(seconds=11, extra=["--mode=adaptive",
+        "adaptive": dict(seconds=12, extra=["--mode=adaptive",
                                             "--attempts=1",
                                             "--window_ms=1000"]),
     }[SCENARIO]
@@ -283,7 +283,7 @@ def run():
         at(1.5, "all fail", lambda: [fault(p, "--error_rate=1",
                                            "--code=UNAVAILABLE")
                                      for p in ports])
-        at(4, "all recover", lambda: [fault_clear(p) for p in ports])
+        at(3.5, "all recover", lambda: [fault_clear(p) for p in ports])
     elif SCENARIO == "blackhole":
         at(1.5, "pricing-3 blackholed",
            lambda: proxy_command(control, "blackhole on"))
@@ -386,7 +386,8 @@ def run():
         check(sent > 0, f"some calls still go out, to notice recovery "
                         f"({sent})")
         # Each success lets more through: recovery grows about e-fold per
-        # window (1 s here), so 5 s later the throttle is open again.
+        # window (1 s here), from a few accepts, so it takes a few windows and
+        # varies from run to run; 7 s later the throttle is open again.
         late = tl.sum("all", "calls", end - 1700, end - 200)
         late_ok = tl.sum("all", "ok", end - 1700, end - 200)
         check(late > 0 and late_ok >= 0.9 * late,
@@ -398,7 +399,7 @@ def run():
                   "all_fail": "every replica fails",
                   "slow": "one replica turns slow (300 ms)",
                   "blackhole": "the path to one replica is blackholed",
-                  "adaptive": "all fail for 2.5 s, adaptive throttle"}
+                  "adaptive": "all fail for 2 s, adaptive throttle"}
         plot(tl, addrs, names, f"chaos scenario {SCENARIO}: "
              f"{titles[SCENARIO]}", os.path.join(OUT, SCENARIO + ".png"))
 
