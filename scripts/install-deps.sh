@@ -11,7 +11,7 @@ packages=(
   protobuf-compiler libprotoc-dev
   libnghttp2-dev libev-dev libssl-dev
   check
-  python3-grpcio python3-grpc-tools python3-protobuf grpc-proto
+  python3-grpcio python3-grpc-tools python3-protobuf python3-cryptography grpc-proto
   etcd-server etcd-client
   gnuplot-nox
 )

@@ -479,11 +479,18 @@ static const test_case cases[] = {
 int main(int argc, char **argv) {
   const char *host = "127.0.0.1", *port = "10000", *test_case_name = NULL;
   const char *use_tls = "false";
+  const char *ca_file = NULL, *host_override = NULL;
+  const char *cert_file = NULL, *key_file = NULL;
   const h2rpc_flag flags[] = {
       {"server_host", &host, "server host"},
       {"server_port", &port, "server port"},
       {"test_case", &test_case_name, "interop test case"},
-      {"use_tls", &use_tls, "TLS is not supported yet; must be false"},
+      {"use_tls", &use_tls, "true: speak TLS and verify the server"},
+      {"ca_file", &ca_file, "PEM CAs to trust (with TLS; default: system)"},
+      {"server_host_override", &host_override,
+       "name the server's certificate must carry (with TLS)"},
+      {"tls_cert_file", &cert_file, "PEM client certificate (mutual TLS)"},
+      {"tls_key_file", &key_file, "PEM client key (mutual TLS)"},
       {NULL, NULL, NULL}};
   if (h2rpc_flags_parse(argc, argv, flags) != 0)
     return 2;
@@ -510,9 +517,23 @@ int main(int argc, char **argv) {
   }
   char target[300];
   snprintf(target, sizeof(target), "%s:%s", host, port);
+  int tls_on = strcmp(use_tls, "true") == 0;
+  if (!tls_on && strcmp(use_tls, "false") != 0) {
+    fprintf(stderr, "interop_client: --use_tls is true or false\n");
+    return 2;
+  }
+  h2rpc_tls_options tls = {.ca_file = ca_file,
+                           .server_name = host_override,
+                           .cert_file = cert_file,
+                           .key_file = key_file};
+  h2rpc_channel_options opts;
+  h2rpc_channel_options_init(&opts);
+  if (tls_on)
+    opts.tls = &tls;
   h2rpc_channel *ch;
-  if (h2rpc_channel_new(&ch, target, NULL) != H2RPC_OK) {
-    fprintf(stderr, "interop_client: bad target %s\n", target);
+  if (h2rpc_channel_new(&ch, target, &opts) != H2RPC_OK) {
+    fprintf(stderr, "interop_client: cannot create a channel to %s%s\n", target,
+            tls_on ? " (check the TLS files)" : "");
     return 2;
   }
   if (tc->unary != NULL)

@@ -3,6 +3,10 @@
  * server implements it, on h2rpc.
  *
  *   interop_server --port=N [--use_tls=false] [--threads=T]
+ *       [--tls_cert_file=PEM --tls_key_file=PEM [--tls_client_ca_file=PEM]]
+ *
+ * With --use_tls=true it serves TLS (ALPN h2) with the given certificate and
+ * key; a client CA turns on mutual TLS.
  *
  * With --port=0 the OS picks a port. Once listening, the server prints
  * "PORT <n>" on stdout, so a test can start it on a free port. SIGTERM or
@@ -161,16 +165,24 @@ int main(int argc, char **argv) {
   const char *use_tls = "false";
   const char *threads = "1";
   const char *host = "127.0.0.1";
+  const char *cert_file = NULL, *key_file = NULL, *client_ca_file = NULL;
   const h2rpc_flag flags[] = {
       {"port", &port, "port to listen on (0: any free port)"},
-      {"use_tls", &use_tls, "TLS is not supported yet; must be false"},
+      {"use_tls", &use_tls, "true: serve TLS (needs the two files below)"},
+      {"tls_cert_file", &cert_file, "PEM certificate chain (with TLS)"},
+      {"tls_key_file", &key_file, "PEM private key (with TLS)"},
+      {"tls_client_ca_file", &client_ca_file,
+       "PEM CA for client certificates: mutual TLS (with TLS)"},
       {"threads", &threads, "loop threads"},
       {"host", &host, "address to listen on"},
       {NULL, NULL, NULL}};
   if (h2rpc_flags_parse(argc, argv, flags) != 0)
     return 2;
-  if (strcmp(use_tls, "false") != 0) {
-    fprintf(stderr, "interop_server: --use_tls=true is not supported yet\n");
+  int tls_on = strcmp(use_tls, "true") == 0;
+  if ((!tls_on && strcmp(use_tls, "false") != 0) ||
+      (tls_on && (cert_file == NULL || key_file == NULL))) {
+    fprintf(stderr, "interop_server: --use_tls is true or false; true needs "
+                    "--tls_cert_file and --tls_key_file\n");
     return 2;
   }
   long port_n = h2rpc_flag_long(port), threads_n = h2rpc_flag_long(threads);
@@ -188,9 +200,16 @@ int main(int argc, char **argv) {
   opts.threads = (int)threads_n;
   /* Streaming handlers block in recv/send: they run on a handler pool. */
   opts.handler_threads = 16;
+  h2rpc_tls_options tls = {
+      .cert_file = cert_file, .key_file = key_file, .ca_file = client_ca_file};
+  if (tls_on)
+    opts.tls = &tls;
   h2rpc_server *srv;
-  if (h2rpc_server_new(&srv, &opts) != H2RPC_OK)
+  if (h2rpc_server_new(&srv, &opts) != H2RPC_OK) {
+    fprintf(stderr, "interop_server: cannot create the server%s\n",
+            tls_on ? " (check the TLS files)" : "");
     return 1;
+  }
   char address[300];
   snprintf(address, sizeof(address), "%s:%ld", host, port_n);
   int bound = 0;

@@ -437,7 +437,10 @@ void h2rpc__call_submit(ccall *c, cconn *cc) {
   h2rpc__headers h;
   h2rpc__headers_init(&h);
   h2rpc__headers_add(&h, ":method", "POST", 4);
-  h2rpc__headers_add(&h, ":scheme", "http", 4);
+  if (ch->tls_ctx != NULL)
+    h2rpc__headers_add(&h, ":scheme", "https", 5);
+  else
+    h2rpc__headers_add(&h, ":scheme", "http", 4);
   h2rpc__headers_add(&h, ":path", c->method->path, strlen(c->method->path));
   h2rpc__headers_add(&h, ":authority", ch->authority, strlen(ch->authority));
   h2rpc__headers_add(&h, "content-type", "application/grpc", 16);

@@ -21,6 +21,7 @@
 #include "client/client.h"
 #include "core/log.h"
 #include "transport/addr.h"
+#include "transport/tls.h"
 
 /* ------------------------------------------------------------ options */
 
@@ -379,6 +380,7 @@ static void channel_release(h2rpc_channel *ch) {
   free(ch->scs);
   free(ch->lb_eps);
   free(ch->resolver_path);
+  SSL_CTX_free(ch->tls_ctx);
   free(ch);
 }
 
@@ -497,6 +499,7 @@ h2rpc_code h2rpc_channel_new(h2rpc_channel **out, const char *target,
   ch->opts.lb_policy = NULL;
   ch->opts.hash_header = NULL;
   ch->opts.service_config_json = NULL;
+  ch->opts.tls = NULL;
   h2rpc__rand_seed(&ch->rand, opts->seed ? opts->seed
                                          : (uint64_t)h2rpc_now_ns() ^
                                                (uint64_t)(uintptr_t)ch);
@@ -509,6 +512,17 @@ h2rpc_code h2rpc_channel_new(h2rpc_channel **out, const char *target,
   if (setup_policies(ch, opts, target) != 0) {
     channel_release(ch);
     return H2RPC_INVALID_ARGUMENT;
+  }
+  if (opts->tls != NULL) {
+    char err[300];
+    ch->tls_ctx = h2rpc__tls_client_ctx(opts->tls, err, sizeof(err));
+    if (ch->tls_ctx == NULL) {
+      H2RPC_LOG(H2RPC__LOG_ERROR, "channel '%s': %s", target, err);
+      channel_release(ch);
+      return H2RPC_INVALID_ARGUMENT;
+    }
+    snprintf(ch->tls_server_name, sizeof(ch->tls_server_name), "%s",
+             opts->tls->server_name ? opts->tls->server_name : "");
   }
   snprintf(ch->user_agent, sizeof(ch->user_agent), "%s",
            opts->user_agent ? opts->user_agent

@@ -162,6 +162,8 @@ struct h2rpc_channel {
   h2rpc_channel_options opts; /* strings in it are not kept */
   char user_agent[128];
   char authority[300];
+  SSL_CTX *tls_ctx;          /* NULL: plaintext */
+  char tls_server_name[256]; /* "" : each endpoint's host */
   struct ev_loop *ev;
   int owns_loop;
   h2rpc__loop loop;

@@ -17,6 +17,7 @@
 #include "client/client.h"
 #include "core/log.h"
 #include "transport/addr.h"
+#include "transport/tls.h"
 
 #define STREAM_WINDOW (1 << 20)
 #define CONN_WINDOW (16 << 20)
@@ -172,7 +173,7 @@ static void cconn_on_close(h2rpc__conn *conn, const char *why) {
     snprintf(sc->last_error, sizeof(sc->last_error),
              "connection to %.100s lost: %.120s", sc->addr, detail);
   char msg[400];
-  snprintf(msg, sizeof(msg), "connection to %s lost: %s", sc->addr, why);
+  snprintf(msg, sizeof(msg), "connection to %s lost: %s", sc->addr, detail);
   while (cc->calls.head != NULL)
     h2rpc__call_fail_attempt(cc->calls.head, H2RPC_UNAVAILABLE, msg);
   if (cc->prev != NULL)
@@ -237,6 +238,16 @@ static void connect_now(subchannel *sc) {
   cc->connect_timer.data = cc;
   ev_timer_start(ch->ev, &cc->connect_timer);
   cc->connect_timer_armed = 1;
+  if (ch->tls_ctx != NULL) {
+    /* The server's name is checked against its certificate: the one the
+     * options name, or the endpoint's host. */
+    const char *name = ch->tls_server_name[0] ? ch->tls_server_name : sc->host;
+    SSL *ssl = h2rpc__tls_new(ch->tls_ctx, fd, name);
+    if (ssl != NULL)
+      h2rpc__conn_use_tls(&cc->conn, ssl);
+    else
+      h2rpc__conn_close(&cc->conn, "out of memory setting up TLS");
+  }
 }
 
 /* ---------------------------------------------------------- subchannels */

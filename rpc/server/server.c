@@ -38,6 +38,7 @@
 #include "transport/headers.h"
 #include "transport/loop.h"
 #include "transport/pipe.h"
+#include "transport/tls.h"
 #include "wire/codec.h"
 #include "wire/frame.h"
 #include "wire/timeout.h"
@@ -96,6 +97,7 @@ struct h2rpc_server {
   _Atomic int stopped;
   int64_t grace_ms;
   nghttp2_session_callbacks *callbacks;
+  SSL_CTX *tls_ctx;  /* NULL: plaintext */
   handler_pool pool; /* used when opts.handler_threads > 0 */
   h2rpc__health health;
   /* Interceptors, in the order added; read-only once started. */
@@ -1093,8 +1095,17 @@ static void accept_one(worker *w, int fd) {
     close(fd);
     return;
   }
+  SSL *ssl = NULL;
+  if (srv->tls_ctx != NULL &&
+      (ssl = h2rpc__tls_new(srv->tls_ctx, fd, NULL)) == NULL) {
+    free(sc);
+    close(fd);
+    return;
+  }
   sc->w = w;
   h2rpc__conn_start(&sc->conn, &w->loop, fd, 0, &sconn_ops, sc);
+  if (ssl != NULL)
+    h2rpc__conn_use_tls(&sc->conn, ssl);
   nghttp2_option *opt = NULL;
   nghttp2_option_new(&opt);
   if (opt != NULL) {
@@ -1108,6 +1119,7 @@ static void accept_one(worker *w, int fd) {
   nghttp2_option_del(opt);
   if (rv != 0) {
     ev_io_stop(w->ev, &sc->conn.read_watcher);
+    SSL_free(ssl);
     close(fd);
     free(sc);
     return;
@@ -1227,6 +1239,7 @@ void h2rpc_server_options_init(h2rpc_server_options *opts) {
   opts->unary_on_loop = 0;
   opts->max_recv_message = 4u * 1024u * 1024u;
   opts->max_concurrent_streams = 1000;
+  opts->tls = NULL;
 }
 
 h2rpc_code h2rpc_server_new(h2rpc_server **out,
@@ -1242,6 +1255,7 @@ h2rpc_code h2rpc_server_new(h2rpc_server **out,
   if (srv == NULL)
     return H2RPC_RESOURCE_EXHAUSTED;
   srv->opts = *opts;
+  srv->opts.tls = NULL; /* read below, not kept */
   pthread_mutex_init(&srv->pool.lock, NULL);
   pthread_cond_init(&srv->pool.wake, NULL);
   if (nghttp2_session_callbacks_new(&srv->callbacks) != 0) {
@@ -1257,6 +1271,15 @@ h2rpc_code h2rpc_server_new(h2rpc_server **out,
   nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
   pthread_mutex_init(&srv->announce_mu, NULL);
   h2rpc__health_init(&srv->health);
+  if (opts->tls != NULL) {
+    char err[300];
+    srv->tls_ctx = h2rpc__tls_server_ctx(opts->tls, err, sizeof(err));
+    if (srv->tls_ctx == NULL) {
+      H2RPC_LOG(H2RPC__LOG_ERROR, "server TLS: %s", err);
+      h2rpc_server_free(srv);
+      return H2RPC_INVALID_ARGUMENT;
+    }
+  }
   if (h2rpc__health_register(&srv->health, srv, opts->handler_threads > 0) !=
       H2RPC_OK) {
     h2rpc_server_free(srv);
@@ -1575,6 +1598,7 @@ void h2rpc_server_free(h2rpc_server *srv) {
   pthread_cond_destroy(&srv->pool.wake);
   free(srv->listeners);
   free(srv->methods);
+  SSL_CTX_free(srv->tls_ctx);
   free(srv->announcements);
   pthread_mutex_destroy(&srv->announce_mu);
   for (size_t i = 0; i < srv->injector_count; i++)

@@ -2,12 +2,15 @@
 #include "transport/conn.h"
 
 #include <errno.h>
+#include <openssl/err.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "core/log.h"
+#include "transport/tls.h"
 
 /* Stop taking frames from the session once this much output is waiting for
  * the socket: the session then holds its queue and flow control pushes back
@@ -15,8 +18,12 @@
 #define OUT_SOFT_CAP (256 * 1024)
 #define READ_CHUNK (64 * 1024)
 
+/* What conn_send and conn_recv return besides a byte count. */
+enum { IO_CLOSED = 0, IO_AGAIN = -1, IO_FAILED = -2 };
+
 static void on_readable(struct ev_loop *ev, ev_io *w, int revents);
 static void on_writable(struct ev_loop *ev, ev_io *w, int revents);
+static void handshake(h2rpc__conn *c);
 
 int h2rpc__conn_start(h2rpc__conn *c, h2rpc__loop *loop, int fd, int connecting,
                       const h2rpc__conn_ops *ops, void *owner) {
@@ -37,6 +44,105 @@ int h2rpc__conn_start(h2rpc__conn *c, h2rpc__loop *loop, int fd, int connecting,
   return 0;
 }
 
+void h2rpc__conn_use_tls(h2rpc__conn *c, SSL *ssl) {
+  c->ssl = ssl;
+  if (c->state == H2RPC__CONN_OPEN)
+    c->state = H2RPC__CONN_HANDSHAKE; /* a server's: the client speaks first */
+}
+
+/* A TLS failure: its reason outlives the call as the close reason. */
+static void close_tls_failed(h2rpc__conn *c, const char *what) {
+  char why[160];
+  h2rpc__tls_error(c->ssl, why, sizeof(why));
+  snprintf(c->tls_error, sizeof(c->tls_error), "%s: %s", what, why);
+  c->close_reason = c->tls_error;
+  h2rpc__conn_close(c, what);
+}
+
+/* Sends up to len bytes, in the clear or through TLS: a count, IO_AGAIN or
+ * IO_FAILED (errno or the TLS error says why). */
+static ssize_t conn_send(h2rpc__conn *c, const uint8_t *data, size_t len) {
+  if (c->ssl == NULL) {
+    ssize_t n;
+    do
+      n = send(c->fd, data, len, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+      return errno == EAGAIN || errno == EWOULDBLOCK ? IO_AGAIN : IO_FAILED;
+    return n;
+  }
+  ERR_clear_error();
+  errno = 0; /* h2rpc__tls_error reads it */
+  int n = SSL_write(c->ssl, data, len > INT32_MAX ? INT32_MAX : (int)len);
+  if (n > 0)
+    return n;
+  int e = SSL_get_error(c->ssl, n);
+  return e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ ? IO_AGAIN
+                                                               : IO_FAILED;
+}
+
+/* Reads up to size bytes: a count, IO_CLOSED (the peer closed), IO_AGAIN or
+ * IO_FAILED. */
+static ssize_t conn_recv(h2rpc__conn *c, uint8_t *buf, size_t size) {
+  if (c->ssl == NULL) {
+    ssize_t n;
+    do
+      n = recv(c->fd, buf, size, 0);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+      return errno == EAGAIN || errno == EWOULDBLOCK ? IO_AGAIN : IO_FAILED;
+    return n;
+  }
+  ERR_clear_error();
+  errno = 0; /* h2rpc__tls_error reads it */
+  int n = SSL_read(c->ssl, buf, size > INT32_MAX ? INT32_MAX : (int)size);
+  if (n > 0)
+    return n;
+  switch (SSL_get_error(c->ssl, n)) {
+  case SSL_ERROR_WANT_READ:
+  case SSL_ERROR_WANT_WRITE:
+    return IO_AGAIN;
+  case SSL_ERROR_ZERO_RETURN:
+    return IO_CLOSED;
+  default:
+    return IO_FAILED;
+  }
+}
+
+/* One step of the TLS handshake, run whenever the socket is ready for it. */
+static void handshake(h2rpc__conn *c) {
+  ERR_clear_error();
+  errno = 0; /* h2rpc__tls_error reads it */
+  int rc = SSL_do_handshake(c->ssl);
+  if (rc != 1) {
+    switch (SSL_get_error(c->ssl, rc)) {
+    case SSL_ERROR_WANT_READ:
+      ev_io_stop(c->loop->ev, &c->write_watcher);
+      ev_io_start(c->loop->ev, &c->read_watcher);
+      return;
+    case SSL_ERROR_WANT_WRITE:
+      ev_io_start(c->loop->ev, &c->write_watcher);
+      return;
+    default:
+      close_tls_failed(c, "TLS handshake failed");
+      return;
+    }
+  }
+  ev_io_stop(c->loop->ev, &c->write_watcher);
+  if (!h2rpc__tls_alpn_is_h2(c->ssl)) {
+    snprintf(c->tls_error, sizeof(c->tls_error),
+             "TLS handshake failed: the peer did not agree on ALPN h2");
+    c->close_reason = c->tls_error;
+    h2rpc__conn_close(c, "TLS handshake failed");
+    return;
+  }
+  c->state = H2RPC__CONN_OPEN;
+  ev_io_start(c->loop->ev, &c->read_watcher);
+  if (SSL_is_server(c->ssl) == 0)
+    c->ops->on_connected(c);
+  h2rpc__conn_kick(c);
+}
+
 void h2rpc__conn_kick(h2rpc__conn *c) {
   if (c->state == H2RPC__CONN_OPEN)
     h2rpc__loop_want_flush(c->loop, c);
@@ -46,16 +152,16 @@ void h2rpc__conn_kick(h2rpc__conn *c) {
  * full (the write watcher is armed), -1 on error (connection closed). */
 static int write_out(h2rpc__conn *c) {
   while (c->out_off < c->out_len) {
-    ssize_t n =
-        send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+    ssize_t n = conn_send(c, c->out + c->out_off, c->out_len - c->out_off);
+    if (n == IO_AGAIN) {
+      ev_io_start(c->loop->ev, &c->write_watcher);
+      return 1;
+    }
     if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        ev_io_start(c->loop->ev, &c->write_watcher);
-        return 1;
-      }
-      h2rpc__conn_close(c, "write to the socket failed");
+      if (c->ssl != NULL)
+        close_tls_failed(c, "TLS write failed");
+      else
+        h2rpc__conn_close(c, "write to the socket failed");
       return -1;
     }
     c->out_off += (size_t)n;
@@ -127,10 +233,19 @@ static void on_writable(struct ev_loop *ev, ev_io *w, int revents) {
       h2rpc__conn_close(c, "connect failed");
       return;
     }
+    if (c->ssl != NULL) {
+      c->state = H2RPC__CONN_HANDSHAKE;
+      handshake(c);
+      return;
+    }
     c->state = H2RPC__CONN_OPEN;
     ev_io_start(c->loop->ev, &c->read_watcher);
     c->ops->on_connected(c);
     h2rpc__conn_kick(c);
+    return;
+  }
+  if (c->state == H2RPC__CONN_HANDSHAKE) {
+    handshake(c);
     return;
   }
   if (write_out(c) == 0)
@@ -142,18 +257,27 @@ static void on_readable(struct ev_loop *ev, ev_io *w, int revents) {
   uint8_t buf[READ_CHUNK];
   (void)ev;
   (void)revents;
-  /* A few reads per wake-up, then yield so other connections get a turn. */
-  for (int i = 0; i < 4 && c->state == H2RPC__CONN_OPEN; i++) {
-    ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK)
-        break;
-      h2rpc__conn_close(c, "connection reset by peer");
+  if (c->state == H2RPC__CONN_HANDSHAKE) {
+    handshake(c);
+    if (c->state != H2RPC__CONN_OPEN)
+      return;
+  }
+  /* A few reads per wake-up, then yield so other connections get a turn.
+   * TLS may hold decrypted bytes the socket no longer signals: drain them. */
+  for (int i = 0; c->state == H2RPC__CONN_OPEN &&
+                  (i < 4 || (c->ssl != NULL && SSL_pending(c->ssl) > 0));
+       i++) {
+    ssize_t n = conn_recv(c, buf, sizeof(buf));
+    if (n == IO_AGAIN)
+      break;
+    if (n == IO_FAILED) {
+      if (c->ssl != NULL)
+        close_tls_failed(c, "TLS read failed");
+      else
+        h2rpc__conn_close(c, "connection reset by peer");
       return;
     }
-    if (n == 0) {
+    if (n == IO_CLOSED) {
       h2rpc__conn_close(c, "connection closed by peer");
       return;
     }
@@ -167,7 +291,9 @@ static void on_readable(struct ev_loop *ev, ev_io *w, int revents) {
       h2rpc__conn_close(c, "HTTP/2 protocol error from peer");
       return;
     }
-    if ((size_t)n < sizeof(buf))
+    /* TLS returns a record (at most 16 KiB) per read: read on until the
+     * socket is empty. */
+    if (c->ssl == NULL && (size_t)n < sizeof(buf))
       break;
   }
   h2rpc__conn_kick(c);
@@ -197,6 +323,14 @@ void h2rpc__conn_reap(h2rpc__loop *loop) {
         p = &(*p)->dirty_next;
       if (*p == c)
         *p = c->dirty_next;
+    }
+    if (c->ssl != NULL) {
+      /* Best effort close_notify; the socket is closed right after. */
+      if (SSL_is_init_finished(c->ssl))
+        SSL_shutdown(c->ssl);
+      SSL_free(c->ssl);
+      ERR_clear_error();
+      c->ssl = NULL;
     }
     close(c->fd);
     nghttp2_session_del(c->session);

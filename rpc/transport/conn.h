@@ -1,14 +1,16 @@
 /*
  * transport/conn.h: one HTTP/2 connection: a socket, its nghttp2 session and
  * the glue between them. The session does no I/O; this file feeds it what the
- * socket reads and writes out what it produces. A connection belongs to one
- * loop and is touched only on that loop's thread.
+ * socket reads and writes out what it produces. With TLS, an SSL object sits
+ * between the socket and the session. A connection belongs to one loop and
+ * is touched only on that loop's thread.
  */
 #ifndef H2RPC_TRANSPORT_CONN_H
 #define H2RPC_TRANSPORT_CONN_H
 
 #include <ev.h>
 #include <nghttp2/nghttp2.h>
+#include <openssl/ssl.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,7 +26,14 @@ typedef struct h2rpc__conn_ops {
   void (*on_free)(h2rpc__conn *c);
 } h2rpc__conn_ops;
 
-enum { H2RPC__CONN_CONNECTING, H2RPC__CONN_OPEN, H2RPC__CONN_CLOSED };
+/* CONNECTING → (TLS: HANDSHAKE →) OPEN → CLOSED. A server connection starts
+ * at HANDSHAKE with TLS and at OPEN without. */
+enum {
+  H2RPC__CONN_CONNECTING,
+  H2RPC__CONN_HANDSHAKE,
+  H2RPC__CONN_OPEN,
+  H2RPC__CONN_CLOSED
+};
 
 struct h2rpc__conn {
   h2rpc__loop *loop;
@@ -43,6 +52,8 @@ struct h2rpc__conn {
   h2rpc__conn *reap_next; /* on the loop's list of closed connections */
   int in_callback;        /* inside nghttp2_session_mem_recv */
   const char *close_reason;
+  SSL *ssl;            /* NULL: plaintext */
+  char tls_error[200]; /* close_reason points here after a TLS failure */
 };
 
 /*
@@ -51,6 +62,14 @@ struct h2rpc__conn {
  */
 int h2rpc__conn_start(h2rpc__conn *c, h2rpc__loop *loop, int fd, int connecting,
                       const h2rpc__conn_ops *ops, void *owner);
+
+/*
+ * Speaks TLS over the connection from now on, taking ownership of `ssl`
+ * (transport/tls.h). Right after h2rpc__conn_start(). A client's
+ * on_connected then runs once the handshake has agreed on ALPN h2, not when
+ * the TCP connect completes; output submitted before waits for it.
+ */
+void h2rpc__conn_use_tls(h2rpc__conn *c, SSL *ssl);
 
 /* Asks for a flush at the end of this loop pass (call after submitting). */
 void h2rpc__conn_kick(h2rpc__conn *c);

@@ -4,7 +4,12 @@ gRPC's doc/interop-test-descriptions.md (see docs/interop.md).
 
     grpc_client.py --server_host=H --server_port=N --test_case=NAME
                    [--use_tls=false] [--server_host_override=NAME]
+                   [--ca_file=PEM] [--tls_cert_file=PEM --tls_key_file=PEM]
                    [--rpc_timeout=SECONDS]
+
+With --use_tls=true it verifies the server against --ca_file (or the system
+store) and the name in --server_host_override (or the host); the client
+certificate is for servers that require one.
 
 Exit status: 0 when every assertion of the case holds ("PASS <case>" on
 stdout), 1 when one fails ("FAIL <case>: <reason>" on stderr), 2 for a usage
@@ -465,14 +470,17 @@ def main(argv=None):
     parser.add_argument("--server_port", type=int, required=True)
     parser.add_argument("--test_case", required=True)
     parser.add_argument("--use_tls", type=parse_bool, default=False,
-                        help="only false is supported")
+                        help="speak TLS, verifying the server")
+    parser.add_argument("--ca_file",
+                        help="PEM CAs to trust with TLS (default: system)")
+    parser.add_argument("--tls_cert_file",
+                        help="PEM client certificate (mutual TLS)")
+    parser.add_argument("--tls_key_file", help="PEM client key (mutual TLS)")
     parser.add_argument("--rpc_timeout", type=float, default=20.0,
                         help="deadline of each RPC in seconds (default 20)")
     parser.add_argument("--connect_timeout", type=float, default=10.0,
                         help="seconds to wait for the channel to connect")
     args = parser.parse_args(argv)
-    if args.use_tls:
-        parser.error("--use_tls=true is not supported")
     steps = TEST_CASES.get(args.test_case)
     if steps is None:
         parser.error("unknown test case %r (known: %s)" %
@@ -484,9 +492,25 @@ def main(argv=None):
     options = [("grpc.enable_http_proxy", 0)]
     if args.server_host_override:
         options.append(("grpc.default_authority", args.server_host_override))
+        if args.use_tls:
+            options.append(("grpc.ssl_target_name_override",
+                            args.server_host_override))
     stubs = load_stubs()
     start = time.monotonic()
-    with grpc.insecure_channel(target, options=options) as channel:
+    if args.use_tls:
+        def read(path):
+            with open(path, "rb") as f:
+                return f.read()
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=read(args.ca_file) if args.ca_file else None,
+            private_key=(read(args.tls_key_file)
+                         if args.tls_key_file else None),
+            certificate_chain=(read(args.tls_cert_file)
+                               if args.tls_cert_file else None))
+        channel = grpc.secure_channel(target, creds, options=options)
+    else:
+        channel = grpc.insecure_channel(target, options=options)
+    with channel:
         try:
             grpc.channel_ready_future(channel).result(
                 timeout=args.connect_timeout)

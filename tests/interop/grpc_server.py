@@ -3,6 +3,11 @@
 h2rpc's interop suite (see docs/interop.md).
 
     grpc_server.py [--port=N] [--host=127.0.0.1] [--use_tls=false]
+                   [--tls_cert_file=PEM --tls_key_file=PEM]
+                   [--tls_client_ca_file=PEM]
+
+With --use_tls=true it serves TLS with the given certificate and key; a
+client CA makes it require client certificates (mutual TLS).
 
 Binds 127.0.0.1 (port 0, the default, lets the OS choose), then prints exactly
 one line "PORT <n>" on stdout and flushes it; run_pair.py waits for that line.
@@ -247,11 +252,16 @@ def main(argv=None):
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to bind (default 127.0.0.1)")
     parser.add_argument("--use_tls", type=parse_bool, default=False,
-                        help="only false is supported")
+                        help="serve TLS (needs --tls_cert_file, "
+                             "--tls_key_file)")
+    parser.add_argument("--tls_cert_file")
+    parser.add_argument("--tls_key_file")
+    parser.add_argument("--tls_client_ca_file",
+                        help="require client certificates from this CA")
     parser.add_argument("--max_workers", type=int, default=32)
     args = parser.parse_args(argv)
-    if args.use_tls:
-        parser.error("--use_tls=true is not supported")
+    if args.use_tls and not (args.tls_cert_file and args.tls_key_file):
+        parser.error("--use_tls=true needs --tls_cert_file and --tls_key_file")
     if not 0 <= args.port <= 65535:
         parser.error("--port must be in 0..65535")
 
@@ -271,7 +281,18 @@ def main(argv=None):
         make_servicer(stubs), server)
     address = "%s:%d" % (args.host, args.port)
     try:
-        port = server.add_insecure_port(address)
+        if args.use_tls:
+            def read(path):
+                with open(path, "rb") as f:
+                    return f.read()
+            ca = (read(args.tls_client_ca_file)
+                  if args.tls_client_ca_file else None)
+            creds = grpc.ssl_server_credentials(
+                [(read(args.tls_key_file), read(args.tls_cert_file))],
+                root_certificates=ca, require_client_auth=ca is not None)
+            port = server.add_secure_port(address, creds)
+        else:
+            port = server.add_insecure_port(address)
     except RuntimeError as e:
         port = 0
         print("grpc_server: %s" % e, file=sys.stderr)

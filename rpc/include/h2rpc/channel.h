@@ -33,6 +33,7 @@
 #include "h2rpc/method.h"
 #include "h2rpc/resilience.h"
 #include "h2rpc/status.h"
+#include "h2rpc/tls.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -93,6 +94,10 @@ typedef struct h2rpc_channel_options {
   size_t max_send_message;
   /* Applied to calls whose ctx has no deadline; 0 means none. */
   int64_t default_timeout_ms;
+  /* TLS to every endpoint (h2rpc/tls.h): read by h2rpc_channel_new(),
+   * which fails with INVALID_ARGUMENT when a file cannot be loaded. NULL
+   * (the default): plaintext h2c. */
+  const h2rpc_tls_options *tls;
   /* Sent as user-agent; NULL: "h2rpc-c/<version>". Copied. */
   const char *user_agent;
   /* Balancing: "pick_first" (the default), "round_robin", "ring_hash" or

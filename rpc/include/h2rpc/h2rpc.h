@@ -18,6 +18,7 @@
 #include "h2rpc/server.h"
 #include "h2rpc/status.h"
 #include "h2rpc/stream.h"
+#include "h2rpc/tls.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -23,6 +23,7 @@
 #include "h2rpc/metadata.h"
 #include "h2rpc/method.h"
 #include "h2rpc/status.h"
+#include "h2rpc/tls.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -49,6 +50,10 @@ typedef struct h2rpc_server_options {
   int unary_on_loop;
   size_t max_recv_message;         /* default H2RPC_DEFAULT_MAX_RECV_MESSAGE */
   uint32_t max_concurrent_streams; /* per connection; default 1000 */
+  /* TLS on every listener (h2rpc/tls.h): read by h2rpc_server_new(), which
+   * fails with INVALID_ARGUMENT (and logs why) when the certificate, key or
+   * client CA cannot be loaded. NULL (the default): plaintext h2c. */
+  const h2rpc_tls_options *tls;
 } h2rpc_server_options;
 
 H2RPC_EXTERN void h2rpc_server_options_init(h2rpc_server_options *opts);
