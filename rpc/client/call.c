@@ -51,6 +51,7 @@ void h2rpc__call_list_push(call_list *l, ccall *c) {
   if (l->head != NULL)
     l->head->prev = c;
   l->head = c;
+  l->count++;
 }
 
 void h2rpc__call_list_remove(ccall *c) {
@@ -62,6 +63,7 @@ void h2rpc__call_list_remove(ccall *c) {
     c->list->head = c->next;
   if (c->next != NULL)
     c->next->prev = c->prev;
+  c->list->count--;
   c->list = NULL;
   c->prev = c->next = NULL;
 }
@@ -504,7 +506,12 @@ void h2rpc__call_start_attempt(ccall *c) {
   ch->lb_eps[sc->index].outstanding++;
   if (c->retry != NULL && c->retry->per_attempt_timeout_ms > 0 && !c->is_stream)
     attempt_timer_start(c, c->retry->per_attempt_timeout_ms * 1000000);
-  h2rpc__call_submit(c, sc->current);
+  cconn *cc = h2rpc__subchannel_stream_conn(sc);
+  if (cc == NULL) {
+    h2rpc__call_list_push(&sc->stream_wait, c);
+    return;
+  }
+  h2rpc__call_submit(c, cc);
 }
 
 /* The retry policy and hash key of a call, from the service config and
@@ -755,6 +762,9 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
     /* Streams the server will not process fail with REFUSED_STREAM through
      * on_stream_close (and are resent); new calls go to a new connection. */
     h2rpc__cconn_goaway(cc);
+  } else if (frame->hd.type == NGHTTP2_SETTINGS &&
+             !(frame->hd.flags & NGHTTP2_FLAG_ACK)) {
+    h2rpc__cconn_settings(cc);
   } else if (frame->hd.type == NGHTTP2_HEADERS &&
              frame->headers.cat == NGHTTP2_HCAT_RESPONSE &&
              !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {

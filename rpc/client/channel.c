@@ -326,6 +326,7 @@ void h2rpc__channel_kick_waiting(h2rpc_channel *ch) {
   /* Take the whole list first: an attempt that cannot go yet rejoins it. */
   call_list todo = ch->waiting;
   ch->waiting.head = NULL;
+  ch->waiting.count = 0;
   for (ccall *c = todo.head; c != NULL; c = c->next)
     c->list = &todo;
   while (todo.head != NULL) {
@@ -500,6 +501,8 @@ h2rpc_code h2rpc_channel_new(h2rpc_channel **out, const char *target,
   ch->opts.hash_header = NULL;
   ch->opts.service_config_json = NULL;
   ch->opts.tls = NULL;
+  if (ch->opts.max_connections_per_endpoint == 0)
+    ch->opts.max_connections_per_endpoint = 4;
   h2rpc__rand_seed(&ch->rand, opts->seed ? opts->seed
                                          : (uint64_t)h2rpc_now_ns() ^
                                                (uint64_t)(uintptr_t)ch);

@@ -41,6 +41,7 @@ typedef struct subchannel subchannel;
 /* A list of calls; calls link through prev/next. */
 typedef struct call_list {
   ccall *head;
+  unsigned count;
 } call_list;
 
 /* One HTTP/2 connection of a subchannel. */
@@ -51,6 +52,8 @@ struct cconn {
   cconn *prev, *next; /* the subchannel's connections */
   int ready;          /* session created, accepting new streams */
   int draining;       /* GOAWAY received or endpoint removed: no new streams */
+  int overflow;       /* opened because the others hit the stream limit */
+  uint32_t stream_limit; /* the server's MAX_CONCURRENT_STREAMS; 0: unknown */
   ev_timer connect_timer;
   int connect_timer_armed;
 };
@@ -64,8 +67,14 @@ struct subchannel {
   uint32_t weight;
   h2rpc_connectivity state;
   cconn *current; /* the connection new streams go to (connecting or ready) */
-  cconn *conns;   /* every open connection (current and draining) */
-  int index;      /* position in ch->scs; -1 once removed */
+  cconn *conns;   /* every open connection (current, overflow, draining) */
+  /* Attempts that picked this endpoint while every connection was at the
+   * server's stream limit: they get a stream as one frees or an overflow
+   * connection is ready (channel option max_connections_per_endpoint). */
+  call_list stream_wait;
+  int64_t overflow_after_ns; /* no overflow connect before (one failed) */
+  uint32_t stream_limit;     /* the last limit a connection of sc learned */
+  int index;                 /* position in ch->scs; -1 once removed */
   int removed;    /* left the list: freed once its connections close */
   int destroying; /* inside remove/destroy: they free, not the callbacks */
   /* Attempts that picked this endpoint and have not recorded their outcome
@@ -243,5 +252,14 @@ void h2rpc__subchannel_attempt_done(subchannel *sc, ccall *c, h2rpc_code code,
 void h2rpc__cconn_goaway(cconn *cc);
 /* A call left cc's list; closes cc if it is draining and now idle. */
 void h2rpc__cconn_call_left(cconn *cc);
+/*
+ * The connection a new stream on sc goes to: the current one while it has
+ * room under the server's MAX_CONCURRENT_STREAMS, else another of sc's with
+ * room. NULL when every one is full: the attempt then waits on
+ * sc->stream_wait, and another connection opens if the limit allows.
+ */
+cconn *h2rpc__subchannel_stream_conn(subchannel *sc);
+/* The server's SETTINGS arrived on cc: its stream limit may have changed. */
+void h2rpc__cconn_settings(cconn *cc);
 
 #endif

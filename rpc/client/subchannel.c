@@ -84,6 +84,11 @@ void h2rpc__subchannel_attempt_done(subchannel *sc, ccall *c, h2rpc_code code,
 
 /* --------------------------------------------------------- connections */
 
+static cconn *open_conn(subchannel *sc, int overflow);
+static void serve_stream_waiters(subchannel *sc);
+static void fail_stream_waiters(subchannel *sc, h2rpc_code code,
+                                const char *msg);
+
 static void connect_timer_stop(cconn *cc) {
   if (cc->connect_timer_armed) {
     ev_timer_stop(cc->sc->ch->ev, &cc->connect_timer);
@@ -119,12 +124,24 @@ static void cconn_on_connected(h2rpc__conn *conn) {
   nghttp2_session_set_local_window_size(conn->session, NGHTTP2_FLAG_NONE, 0,
                                         CONN_WINDOW);
   cc->ready = 1;
-  if (sc->current != cc)
+  if (sc->current != cc) { /* an overflow connection: take the waiters */
+    serve_stream_waiters(sc);
     return;
+  }
   h2rpc__conn_backoff_reset(&sc->backoff);
   sc->last_error[0] = '\0';
   set_state(sc, H2RPC_READY);
   h2rpc__channel_kick_waiting(ch);
+  serve_stream_waiters(sc);
+}
+
+/* Another ready connection of sc to take over from `gone`, or NULL. */
+static cconn *ready_other(subchannel *sc, cconn *gone) {
+  for (cconn *cc = sc->conns; cc != NULL; cc = cc->next)
+    if (cc != gone && cc->ready && !cc->draining &&
+        cc->conn.state == H2RPC__CONN_OPEN)
+      return cc;
+  return NULL;
 }
 
 static void backoff_done(struct ev_loop *ev, ev_timer *w, int revents) {
@@ -160,8 +177,15 @@ static void cconn_on_close(h2rpc__conn *conn, const char *why) {
   subchannel *sc = cc->sc;
   const char *detail = conn->close_reason ? conn->close_reason : why;
   connect_timer_stop(cc);
+  if (cc->overflow && !cc->ready) /* do not retry it in a tight loop */
+    sc->overflow_after_ns =
+        h2rpc_now_ns() + sc->ch->backoff_cfg.initial_ms * 1000000;
   int was_current = sc->current == cc;
-  if (was_current) {
+  cconn *successor = was_current ? ready_other(sc, cc) : NULL;
+  if (successor != NULL) {
+    sc->current = successor; /* an overflow connection carries on */
+    was_current = 0;
+  } else if (was_current) {
     /* Not pickable from here on: calls failed below may retry at once. */
     sc->current = NULL;
     set_state(sc, H2RPC_TRANSIENT_FAILURE);
@@ -182,6 +206,10 @@ static void cconn_on_close(h2rpc__conn *conn, const char *why) {
     sc->conns = cc->next;
   if (cc->next != NULL)
     cc->next->prev = cc->prev;
+  if (sc->current == NULL || sc->removed)
+    fail_stream_waiters(sc, H2RPC_UNAVAILABLE, msg);
+  else
+    serve_stream_waiters(sc);
   if (was_current) {
     schedule_reconnect(sc);
     /* Calls waiting for this endpoint may now have nowhere to go. */
@@ -205,11 +233,15 @@ static void connect_timed_out(struct ev_loop *ev, ev_timer *w, int revents) {
   h2rpc__conn_close(&cc->conn, "connect timed out");
 }
 
-static void connect_now(subchannel *sc) {
+/*
+ * Starts a connection to sc's endpoint and links it in. The first one
+ * becomes current and follows gRPC's connection backoff; an overflow one
+ * (more streams than the current one allows) gets the plain connect
+ * timeout and, should it fail, changes nothing for the endpoint. NULL when
+ * the socket cannot be made (the reason is in sc->last_error).
+ */
+static cconn *open_conn(subchannel *sc, int overflow) {
   h2rpc_channel *ch = sc->ch;
-  if (sc->current != NULL || sc->removed || ch->closing)
-    return;
-  set_state(sc, H2RPC_CONNECTING);
   char err[300];
   int fd = h2rpc__connect(sc->host, sc->port, err, sizeof(err));
   cconn *cc = fd < 0 ? NULL : calloc(1, sizeof(*cc));
@@ -218,20 +250,23 @@ static void connect_now(subchannel *sc) {
       close(fd);
     snprintf(sc->last_error, sizeof(sc->last_error), "%.255s",
              fd < 0 ? err : "out of memory");
-    schedule_reconnect(sc);
-    h2rpc__channel_kick_waiting(ch);
-    return;
+    return NULL;
   }
   cc->sc = sc;
+  cc->overflow = overflow;
   h2rpc__conn_start(&cc->conn, &ch->loop, fd, 1, &cconn_ops, cc);
   cc->next = sc->conns;
   if (sc->conns != NULL)
     sc->conns->prev = cc;
   sc->conns = cc;
-  sc->current = cc;
   int64_t now = h2rpc_now_ns(), connect_deadline;
-  sc->next_connect_ns =
-      h2rpc__conn_backoff_next(&sc->backoff, now, &ch->rand, &connect_deadline);
+  if (overflow) {
+    connect_deadline = now + ch->backoff_cfg.min_connect_timeout_ms * 1000000;
+  } else {
+    sc->current = cc;
+    sc->next_connect_ns = h2rpc__conn_backoff_next(&sc->backoff, now, &ch->rand,
+                                                   &connect_deadline);
+  }
   int64_t timeout_ns = connect_deadline - now;
   ev_timer_init(&cc->connect_timer, connect_timed_out, (double)timeout_ns / 1e9,
                 0.);
@@ -248,6 +283,91 @@ static void connect_now(subchannel *sc) {
     else
       h2rpc__conn_close(&cc->conn, "out of memory setting up TLS");
   }
+  return cc;
+}
+
+static void connect_now(subchannel *sc) {
+  h2rpc_channel *ch = sc->ch;
+  if (sc->current != NULL || sc->removed || ch->closing)
+    return;
+  set_state(sc, H2RPC_CONNECTING);
+  if (open_conn(sc, 0) == NULL) {
+    schedule_reconnect(sc);
+    h2rpc__channel_kick_waiting(ch);
+  }
+}
+
+/* ------------------------------------------- streams beyond one connection */
+
+/* Until a connection hears the server's SETTINGS, its limit is taken to be
+ * what the endpoint's other connections learned (nghttp2's 100 if none). */
+static int has_room(cconn *cc) {
+  uint32_t limit = cc->stream_limit       ? cc->stream_limit
+                   : cc->sc->stream_limit ? cc->sc->stream_limit
+                                          : 100;
+  return cc->ready && !cc->draining && cc->conn.state == H2RPC__CONN_OPEN &&
+         cc->calls.count < limit;
+}
+
+void h2rpc__cconn_settings(cconn *cc) {
+  cc->stream_limit = nghttp2_session_get_remote_settings(
+      cc->conn.session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+  /* 0 is "no new streams for now": let one wait in nghttp2 for a change. */
+  if (cc->stream_limit == 0)
+    cc->stream_limit = 1;
+  cc->sc->stream_limit = cc->stream_limit;
+  if (cc->sc->stream_wait.head != NULL && has_room(cc))
+    serve_stream_waiters(cc->sc);
+}
+
+cconn *h2rpc__subchannel_stream_conn(subchannel *sc) {
+  h2rpc_channel *ch = sc->ch;
+  cconn *current = sc->current;
+  unsigned limit = ch->opts.max_connections_per_endpoint;
+  /* One connection per endpoint: nghttp2 queues streams beyond the limit. */
+  if (limit <= 1 || (current != NULL && has_room(current)))
+    return current;
+  unsigned open = 0;
+  int connecting = 0;
+  for (cconn *cc = sc->conns; cc != NULL; cc = cc->next) {
+    if (cc->draining || cc->conn.state == H2RPC__CONN_CLOSED)
+      continue;
+    if (has_room(cc))
+      return cc;
+    open++;
+    connecting |= !cc->ready;
+  }
+  /* Every connection is full. Grow one connection at a time, so a burst
+   * opens no more than it needs; after a failed one, wait a while. */
+  if (!connecting && open < limit && !sc->removed && !ch->closing &&
+      h2rpc_now_ns() >= sc->overflow_after_ns)
+    open_conn(sc, 1);
+  return NULL;
+}
+
+static void serve_stream_waiters(subchannel *sc) {
+  while (sc->stream_wait.head != NULL) {
+    cconn *cc = h2rpc__subchannel_stream_conn(sc);
+    if (cc == NULL)
+      return;
+    ccall *c = sc->stream_wait.head;
+    h2rpc__call_list_remove(c);
+    h2rpc__call_submit(c, cc);
+  }
+}
+
+/* Nothing of sc can carry the waiters any more: their attempts fail
+ * (and may be retried elsewhere). */
+static void fail_stream_waiters(subchannel *sc, h2rpc_code code,
+                                const char *msg) {
+  /* Take the list first: an attempt retried at once may wait here again. */
+  call_list todo = sc->stream_wait;
+  sc->stream_wait.head = NULL;
+  sc->stream_wait.count = 0;
+  for (ccall *c = todo.head; c != NULL; c = c->next)
+    c->list = &todo;
+  while (todo.head != NULL)
+    h2rpc__call_fail_attempt(todo.head, code, msg);
 }
 
 /* ---------------------------------------------------------- subchannels */
@@ -304,6 +424,8 @@ static void maybe_free(subchannel *sc) {
 }
 
 void h2rpc__cconn_call_left(cconn *cc) {
+  if (cc->sc->stream_wait.head != NULL && has_room(cc))
+    serve_stream_waiters(cc->sc);
   if (cc->draining && cc->calls.head == NULL &&
       cc->conn.state != H2RPC__CONN_CLOSED)
     h2rpc__conn_close(&cc->conn, "drained");
@@ -312,7 +434,10 @@ void h2rpc__cconn_call_left(cconn *cc) {
 void h2rpc__cconn_goaway(cconn *cc) {
   subchannel *sc = cc->sc;
   cc->draining = 1;
-  if (sc->current == cc) {
+  cconn *successor = sc->current == cc ? ready_other(sc, cc) : NULL;
+  if (successor != NULL) {
+    sc->current = successor;
+  } else if (sc->current == cc) {
     sc->current = NULL;
     /* A server going away gracefully is not a failure: connect again now
      * (no backoff); if it is really gone, the connect fails and backs off. */
@@ -336,6 +461,7 @@ void h2rpc__subchannel_remove(subchannel *sc) {
   /* Connections close once their calls end; idle ones close now. Closing
    * the last one would free sc from its close callback: hold that off until
    * the loop is done with sc. */
+  fail_stream_waiters(sc, H2RPC_UNAVAILABLE, "the endpoint was removed");
   sc->destroying = 1;
   cconn *next;
   for (cconn *cc = sc->conns; cc != NULL; cc = next) {
@@ -356,6 +482,8 @@ void h2rpc__subchannel_destroy(subchannel *sc) {
     ev_timer_stop(ch->ev, &sc->backoff_timer);
     sc->backoff_armed = 0;
   }
+  while (sc->stream_wait.head != NULL)
+    h2rpc__call_fail(sc->stream_wait.head, H2RPC_CANCELLED, "channel closed");
   while (sc->conns != NULL) {
     cconn *cc = sc->conns;
     while (cc->calls.head != NULL)

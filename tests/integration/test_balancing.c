@@ -10,6 +10,7 @@
 #include <check.h>
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -515,6 +516,102 @@ START_TEST(breaker_opens_fails_fast_and_recovers) {
 }
 END_TEST
 
+/* ------------------------------- more streams than one connection allows */
+
+typedef struct busy {
+  _Atomic int in_flight, max_in_flight;
+  h2rpc_server *srv;
+  int port;
+} busy;
+
+/* Holds each call 200 ms, noting how many run at once. */
+static h2rpc_code busy_hello(h2rpc_server_call *call,
+                             const helloworld_HelloRequest *req,
+                             helloworld_HelloReply *resp, void *user_data) {
+  busy *b = user_data;
+  (void)call;
+  (void)req;
+  int now = atomic_fetch_add(&b->in_flight, 1) + 1;
+  int seen = atomic_load(&b->max_in_flight);
+  while (now > seen &&
+         !atomic_compare_exchange_weak(&b->max_in_flight, &seen, now))
+    ;
+  sleep_ms(200);
+  atomic_fetch_sub(&b->in_flight, 1);
+  snprintf(resp->message, sizeof(resp->message), "ok");
+  return H2RPC_OK;
+}
+
+typedef struct caller {
+  h2rpc_channel *ch;
+  h2rpc_code code;
+  pthread_t thread;
+} caller;
+
+static void *call_once(void *arg) {
+  caller *c = arg;
+  helloworld_HelloRequest req = helloworld_HelloRequest_init_zero;
+  helloworld_HelloReply resp;
+  h2rpc_ctx *ctx = NULL;
+  c->code = h2rpc_ctx_with_timeout(&ctx, NULL, 10000);
+  if (c->code == H2RPC_OK)
+    c->code = helloworld_Greeter_SayHello(c->ch, ctx, &req, &resp, NULL);
+  h2rpc_ctx_free(ctx);
+  return NULL;
+}
+
+/* 8 calls at once to a server that allows 2 streams per connection; returns
+ * how many ran at the same time. */
+static int busy_run(unsigned max_connections) {
+  busy b;
+  memset(&b, 0, sizeof(b));
+  h2rpc_server_options sopts;
+  h2rpc_server_options_init(&sopts);
+  sopts.max_concurrent_streams = 2;
+  sopts.handler_threads = 16;
+  ck_assert_int_eq(h2rpc_server_new(&b.srv, &sopts), H2RPC_OK);
+  helloworld_Greeter_handlers h = {.SayHello = busy_hello};
+  ck_assert_int_eq(h2rpc_server_listen(b.srv, "127.0.0.1:0", &b.port),
+                   H2RPC_OK);
+  ck_assert_int_eq(helloworld_Greeter_register(b.srv, &h, &b), H2RPC_OK);
+  ck_assert_int_eq(h2rpc_server_start(b.srv), H2RPC_OK);
+  h2rpc_channel_options opts;
+  h2rpc_channel_options_init(&opts);
+  opts.max_connections_per_endpoint = max_connections;
+  char target[64];
+  snprintf(target, sizeof(target), "127.0.0.1:%d", b.port);
+  h2rpc_channel *ch;
+  ck_assert_int_eq(h2rpc_channel_new(&ch, target, &opts), H2RPC_OK);
+  wait_ready(ch, 1);
+  caller callers[8];
+  for (int i = 0; i < 8; i++) {
+    callers[i].ch = ch;
+    ck_assert_int_eq(
+        pthread_create(&callers[i].thread, NULL, call_once, &callers[i]), 0);
+  }
+  for (int i = 0; i < 8; i++) {
+    pthread_join(callers[i].thread, NULL);
+    ck_assert_int_eq(callers[i].code, H2RPC_OK);
+  }
+  h2rpc_channel_free(ch);
+  h2rpc_server_stop(b.srv, 0);
+  h2rpc_server_free(b.srv);
+  return atomic_load(&b.max_in_flight);
+}
+
+START_TEST(a_full_connection_opens_another) {
+  /* 4 connections (the default) × 2 streams: all 8 run together. */
+  int together = busy_run(0);
+  ck_assert_msg(together == 8, "%d calls ran at once, want 8", together);
+}
+END_TEST
+
+START_TEST(one_connection_per_endpoint_queues_streams) {
+  int together = busy_run(1);
+  ck_assert_msg(together == 2, "%d calls ran at once, want 2", together);
+}
+END_TEST
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: %s <greeter_server>\n", argv[0]);
@@ -541,6 +638,8 @@ int main(int argc, char **argv) {
   ADD(negative_pushback_stops_retries);
   ADD(retries_stop_at_the_deadline);
   ADD(breaker_opens_fails_fast_and_recovers);
+  ADD(a_full_connection_opens_another);
+  ADD(one_connection_per_endpoint_queues_streams);
   SRunner *sr = srunner_create(s);
   srunner_set_fork_status(sr, CK_NOFORK);
   srunner_run_all(sr, CK_NORMAL);

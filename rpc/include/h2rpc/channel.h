@@ -135,6 +135,12 @@ typedef struct h2rpc_channel_options {
   double reconnect_multiplier;
   int64_t reconnect_max_ms;
   int64_t connect_timeout_ms;
+  /* Connections per endpoint: when every one is at the server's
+   * MAX_CONCURRENT_STREAMS, another opens (one at a time, up to this many)
+   * and new calls wait for a free stream instead of queueing behind a full
+   * connection. 1: one connection, extra streams queue in it. 0: the
+   * default, 4. */
+  unsigned max_connections_per_endpoint;
   /* Seeds the channel's random choices (balancer start, jitter); 0: from
    * the clock. Tests set it to replay a run. */
   uint64_t seed;
